@@ -1,0 +1,80 @@
+//! Bucket operations.
+
+use coffer_store::{BucketRecord, DeleteBucketOutcome};
+
+use crate::{Coffer, CoreError, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct BucketInfo {
+    pub name: String,
+    pub owner: String,
+    pub created_ms: i64,
+    pub region: String,
+}
+
+impl Coffer {
+    /// Creates `name` for `owner`. Re-creating one's own bucket is `BucketAlreadyOwnedByYou`
+    /// (AWS answers that outside us-east-1; in us-east-1 it answers 200 — the adapter decides).
+    pub async fn create_bucket(
+        &self,
+        name: &str,
+        owner: &str,
+        region: &str,
+    ) -> Result<(), CoreError> {
+        let record = BucketRecord {
+            owner: owner.to_owned(),
+            created_ms: now_ms(),
+            region: region.to_owned(),
+        };
+        let name = name.to_owned();
+        let existing = self
+            .blocking(move |s| Ok(s.meta().create_bucket(&name, &record)?))
+            .await?;
+        match existing {
+            None => Ok(()),
+            Some(rec) if rec.owner == owner => Err(CoreError::BucketAlreadyOwnedByYou),
+            Some(_) => Err(CoreError::BucketAlreadyExists),
+        }
+    }
+
+    pub fn bucket(&self, name: &str) -> Result<BucketInfo, CoreError> {
+        let rec = self
+            .store()
+            .meta()
+            .bucket(name)?
+            .ok_or(CoreError::NoSuchBucket)?;
+        Ok(BucketInfo {
+            name: name.to_owned(),
+            owner: rec.owner,
+            created_ms: rec.created_ms,
+            region: rec.region,
+        })
+    }
+
+    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>, CoreError> {
+        Ok(self
+            .store()
+            .meta()
+            .buckets()?
+            .into_iter()
+            .map(|(name, rec)| BucketInfo {
+                name,
+                owner: rec.owner,
+                created_ms: rec.created_ms,
+                region: rec.region,
+            })
+            .collect())
+    }
+
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), CoreError> {
+        let name = name.to_owned();
+        match self
+            .blocking(move |s| Ok(s.meta().delete_bucket(&name)?))
+            .await?
+        {
+            DeleteBucketOutcome::Deleted => Ok(()),
+            DeleteBucketOutcome::NoSuchBucket => Err(CoreError::NoSuchBucket),
+            DeleteBucketOutcome::NotEmpty => Err(CoreError::BucketNotEmpty),
+        }
+    }
+}

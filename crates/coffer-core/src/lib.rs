@@ -1,0 +1,84 @@
+//! Coffer's operations on buckets and objects: create, put, get, list, delete.
+//!
+//! This crate speaks in domain types (bucket names, keys, records, byte streams) and never in
+//! HTTP: the S3 adapter converts requests into these calls and errors back into S3 codes.
+//! Encryption is delegated to `coffer-sse`, durability to `coffer-store`.
+
+mod bucket;
+pub mod checksum;
+mod conditions;
+mod delete;
+mod encryption;
+mod error;
+mod list;
+mod object_read;
+mod object_write;
+mod range;
+
+pub use bucket::BucketInfo;
+pub use checksum::{ChecksumAlgorithm, ChecksumHasher};
+pub use conditions::Conditions;
+pub use error::{BoxError, CoreError};
+pub use list::{ListPage, ListParams};
+pub use object_read::{ObjectRead, ReadOptions};
+pub use object_write::{ExpectedChecksum, ObjectMetadata, PutObject, PutOutcome};
+pub use range::RangeSpec;
+
+pub use coffer_store::{ObjectRecord, Store};
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+
+/// A request or response body: a stream of byte buffers.
+pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + Sync>>;
+
+/// The object store engine shared by every request.
+#[derive(Clone)]
+pub struct Coffer {
+    store: Arc<Store>,
+}
+
+impl Coffer {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store: Arc::new(store),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn store_arc(&self) -> Arc<Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Runs a blocking store call off the async reactor.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, CoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| CoreError::Internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A fresh version id: 48 bits of milliseconds (so ids sort by time) and 80 random bits.
+pub(crate) fn new_version_id() -> Result<String, CoreError> {
+    let mut random = [0u8; 10];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| CoreError::Internal("CSPRNG failure".into()))?;
+    let ms = u64::try_from(now_ms()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    Ok(format!("{ms:012x}{}", hex::encode(random)))
+}

@@ -1,0 +1,348 @@
+//! PutObject: body stream → hashes → (SSE-C chunk cipher) → temp blob → fsync → metadata commit.
+//!
+//! Hashing, encryption and file writes run on one blocking thread per upload, fed through a
+//! small bounded channel, so the reactor threads only move bytes off the socket and memory
+//! stays bounded whatever the object size.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use coffer_sse::{CustomerKey, StreamEncryptor, StreamSalt};
+use coffer_store::{BlobId, EncryptionRecord, ObjectRecord, Segment, Store};
+use futures::StreamExt as _;
+use md5::Digest as _;
+
+use crate::{
+    BoxError, ByteStream, ChecksumAlgorithm, ChecksumHasher, Coffer, CoreError, new_version_id,
+    now_ms,
+};
+
+/// How many body buffers may wait for the writer thread.
+const PIPELINE_DEPTH: usize = 16;
+/// Bytes gathered before one `write` system call.
+const WRITE_BATCH: usize = 1 << 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct ObjectMetadata {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    pub user: Vec<(String, String)>,
+}
+
+/// The checksum the client asked for, if any, and where its expected value comes from.
+pub enum ExpectedChecksum {
+    None,
+    /// Given in a header before the body.
+    Value(ChecksumAlgorithm, String),
+    /// Sent as a trailer after the body; the closure reads it once the body has ended.
+    Trailer(
+        ChecksumAlgorithm,
+        Box<dyn FnOnce() -> Option<String> + Send>,
+    ),
+    /// Named by the client without a value: compute and store it.
+    Compute(ChecksumAlgorithm),
+}
+
+pub struct PutObject {
+    pub bucket: String,
+    pub key: String,
+    /// The decoded body length the client declared, when it did.
+    pub expected_len: Option<u64>,
+    /// Base64 `Content-MD5`, verified on the plaintext.
+    pub content_md5: Option<String>,
+    pub checksum: ExpectedChecksum,
+    pub metadata: ObjectMetadata,
+    pub customer_key: Option<CustomerKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub etag: String,
+    pub version_id: String,
+    pub size: u64,
+    pub checksum: Option<(ChecksumAlgorithm, String)>,
+}
+
+/// What the writer thread hands back once the body has ended.
+struct WrittenBlob {
+    writer: coffer_store::BlobWriter,
+    plaintext_len: u64,
+    md5: Option<[u8; 16]>,
+    checksum: Option<String>,
+}
+
+impl Coffer {
+    pub async fn put_object(
+        &self,
+        req: PutObject,
+        body: ByteStream<BoxError>,
+    ) -> Result<PutOutcome, CoreError> {
+        if self.store().meta().bucket(&req.bucket)?.is_none() {
+            return Err(CoreError::NoSuchBucket);
+        }
+        let content_md5 = match &req.content_md5 {
+            Some(b64) => Some(decode_md5(b64)?),
+            None => None,
+        };
+        let version_id = new_version_id()?;
+
+        // SSE-C: a fresh data key sealed under the customer key; the customer key is dropped
+        // (and wiped) as soon as the data key is sealed.
+        let mut encryption: Option<EncryptionRecord> = None;
+        let mut stream_salt = None;
+        let mut encryptor = None;
+        if let Some(customer) = req.customer_key {
+            let (dek, record) = crate::encryption::seal_new_data_key(
+                &customer,
+                &req.bucket,
+                &req.key,
+                &version_id,
+            )?;
+            drop(customer);
+            let salt = StreamSalt::random().map_err(|e| CoreError::Internal(e.to_string()))?;
+            let key = dek
+                .stream_key(1, &salt)
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            encryptor = Some(StreamEncryptor::new(key));
+            stream_salt = Some(salt);
+            encryption = Some(record);
+        }
+
+        // Plain objects' ETag is the MD5 of their data; SSE-C ETags are random, so MD5 is only
+        // computed for them when the client sent Content-MD5.
+        let want_md5 = encryption.is_none() || content_md5.is_some();
+        let (algorithm, expected_checksum) = match req.checksum {
+            ExpectedChecksum::None => (None, None),
+            ExpectedChecksum::Value(a, v) => (Some(a), Some(Ok(v))),
+            ExpectedChecksum::Trailer(a, f) => (Some(a), Some(Err(f))),
+            ExpectedChecksum::Compute(a) => (Some(a), None),
+        };
+
+        let written = self
+            .write_blob(
+                body,
+                want_md5,
+                algorithm.map(ChecksumHasher::new),
+                encryptor,
+                req.expected_len,
+            )
+            .await?;
+
+        if let Some(expected) = req.expected_len
+            && expected != written.plaintext_len
+        {
+            return Err(CoreError::IncompleteBody);
+        }
+        if let (Some(expected), Some(actual)) = (content_md5, written.md5)
+            && expected != actual
+        {
+            return Err(CoreError::BadDigest(
+                "The Content-MD5 you specified did not match what we received.".into(),
+            ));
+        }
+        let checksum = match (algorithm, written.checksum) {
+            (Some(a), Some(actual)) => {
+                let expected = match expected_checksum {
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(read_trailer)) => Some(read_trailer().ok_or_else(|| {
+                        CoreError::InvalidArgument(format!(
+                            "The trailer {} was declared but not sent.",
+                            a.header_name()
+                        ))
+                    })?),
+                    None => None,
+                };
+                if let Some(expected) = expected
+                    && expected.trim() != actual
+                {
+                    return Err(CoreError::BadDigest(format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        a.header_name()
+                    )));
+                }
+                Some((a, actual))
+            }
+            _ => None,
+        };
+
+        let etag = match (&encryption, written.md5) {
+            (None, Some(md5)) => hex::encode(md5),
+            _ => random_etag()?,
+        };
+        let size = written.plaintext_len;
+        let blob = self
+            .blocking(move |_| Ok(written.writer.commit_blocking()?))
+            .await?;
+
+        let record = ObjectRecord {
+            version_id: version_id.clone(),
+            size,
+            etag: etag.clone(),
+            last_modified_ms: now_ms(),
+            content_type: req.metadata.content_type,
+            content_encoding: req.metadata.content_encoding,
+            content_disposition: req.metadata.content_disposition,
+            content_language: req.metadata.content_language,
+            cache_control: req.metadata.cache_control,
+            expires: req.metadata.expires,
+            user_metadata: req.metadata.user,
+            checksum: checksum
+                .as_ref()
+                .map(|(a, v)| (a.as_str().to_owned(), v.clone())),
+            segments: vec![Segment {
+                blob: blob.as_str().to_owned(),
+                part_number: 1,
+                size,
+                stream_salt: stream_salt.map(|s| s.0),
+                etag: etag.clone(),
+            }],
+            encryption,
+        };
+        let (bucket, key) = (req.bucket, req.key);
+        self.blocking(move |store| {
+            match store.meta().put_object(&bucket, &key, &record) {
+                Ok(replaced) => {
+                    if let Some(old) = replaced {
+                        remove_blobs(store, &old);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    // The record never committed: its blob is ours to remove.
+                    let _ = store.blobs().remove_blocking(&blob);
+                    Err(match e {
+                        coffer_store::StoreError::NoSuchBucket => CoreError::NoSuchBucket,
+                        other => other.into(),
+                    })
+                }
+            }
+        })
+        .await?;
+
+        Ok(PutOutcome {
+            etag,
+            version_id,
+            size,
+            checksum,
+        })
+    }
+
+    /// Streams `body` into a new temp blob on a blocking thread. On any error the temp file
+    /// is removed (the writer's `Drop`).
+    async fn write_blob(
+        &self,
+        mut body: ByteStream<BoxError>,
+        want_md5: bool,
+        checksum: Option<ChecksumHasher>,
+        encryptor: Option<StreamEncryptor>,
+        expected_len: Option<u64>,
+    ) -> Result<WrittenBlob, CoreError> {
+        let writer = self
+            .blocking(|store| Ok(store.blobs().create_blocking()?))
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+        let task = tokio::task::spawn_blocking(move || {
+            write_pipeline(writer, rx, want_md5, checksum, encryptor)
+        });
+
+        let mut received: u64 = 0;
+        let mut body_error = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(bytes) => {
+                    received += bytes.len() as u64;
+                    if expected_len.is_some_and(|n| received > n) {
+                        body_error = Some(CoreError::IncompleteBody);
+                        break;
+                    }
+                    if tx.send(bytes).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    body_error = Some(CoreError::Body(e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = task
+            .await
+            .map_err(|e| CoreError::Internal(format!("writer task failed: {e}")))?;
+        match body_error {
+            Some(e) => Err(e), // `written` (and its temp file) is dropped here
+            None => written,
+        }
+    }
+}
+
+fn write_pipeline(
+    mut writer: coffer_store::BlobWriter,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    want_md5: bool,
+    mut checksum: Option<ChecksumHasher>,
+    mut encryptor: Option<StreamEncryptor>,
+) -> Result<WrittenBlob, CoreError> {
+    let mut md5 = want_md5.then(md5::Md5::new);
+    let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH + coffer_sse::SEALED_CHUNK_SIZE);
+    let mut plaintext_len: u64 = 0;
+    while let Some(bytes) = rx.blocking_recv() {
+        plaintext_len += bytes.len() as u64;
+        if let Some(h) = md5.as_mut() {
+            h.update(&bytes);
+        }
+        if let Some(h) = checksum.as_mut() {
+            h.update(&bytes);
+        }
+        match encryptor.as_mut() {
+            Some(enc) => enc
+                .push(&bytes, &mut pending)
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+            None => pending.extend_from_slice(&bytes),
+        }
+        if pending.len() >= WRITE_BATCH {
+            writer.write_all_blocking(&pending)?;
+            pending.clear();
+        }
+    }
+    if let Some(enc) = encryptor.take() {
+        enc.finish(&mut pending)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+    }
+    writer.write_all_blocking(&pending)?;
+    Ok(WrittenBlob {
+        writer,
+        plaintext_len,
+        md5: md5.map(|h| h.finalize().into()),
+        checksum: checksum.map(ChecksumHasher::finalize_base64),
+    })
+}
+
+fn decode_md5(b64: &str) -> Result<[u8; 16], CoreError> {
+    BASE64
+        .decode(b64.trim())
+        .ok()
+        .and_then(|v| <[u8; 16]>::try_from(v).ok())
+        .ok_or(CoreError::InvalidDigest)
+}
+
+fn random_etag() -> Result<String, CoreError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CoreError::Internal("CSPRNG failure".into()))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Best-effort removal of a replaced or deleted record's blobs; GC catches what this misses.
+pub(crate) fn remove_blobs(store: &Store, record: &ObjectRecord) {
+    for seg in &record.segments {
+        if let Some(id) = BlobId::parse(&seg.blob)
+            && let Err(e) = store.blobs().remove_blocking(&id)
+        {
+            tracing::warn!(blob = %seg.blob, error = %e, "could not remove a replaced blob; GC will retry");
+        }
+    }
+}

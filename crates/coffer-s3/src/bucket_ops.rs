@@ -1,0 +1,142 @@
+//! Bucket operations: create, head, delete, list, location.
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::CofferS3;
+use crate::object_ops::timestamp;
+
+impl CofferS3 {
+    pub(crate) fn caller<T>(&self, req: &S3Request<T>) -> S3Result<crate::User> {
+        let creds = req
+            .credentials
+            .as_ref()
+            .ok_or_else(|| s3_error!(AccessDenied))?;
+        self.users
+            .by_access_key(&creds.access_key)
+            .cloned()
+            .ok_or_else(|| s3_error!(InvalidAccessKeyId))
+    }
+
+    pub(crate) fn map_err(&self, e: coffer_core::CoreError) -> s3s::S3Error {
+        crate::errors::to_s3_error(e, &self.settings)
+    }
+
+    pub(crate) async fn op_create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let user = self.caller(&req)?;
+        let input = req.input;
+        if let Some(acl) = &input.acl
+            && acl.as_str() != BucketCannedACL::PRIVATE
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "Only the private canned ACL is supported."
+            ));
+        }
+        if let Some(constraint) = input
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+        {
+            let wanted = constraint.as_str();
+            let ours = self.settings.region.as_str();
+            if !(wanted == ours || (wanted.is_empty() && ours == "us-east-1")) {
+                return Err(s3_error!(
+                    InvalidLocationConstraint,
+                    "The specified location-constraint is not valid for this endpoint ({ours})."
+                ));
+            }
+        }
+        self.coffer
+            .create_bucket(&input.bucket, &user.name, &self.settings.region)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{}", input.bucket)),
+        }))
+    }
+
+    pub(crate) async fn op_head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        let info = self
+            .coffer
+            .bucket(&req.input.bucket)
+            .map_err(|e| self.map_err(e))?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(info.region),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn op_delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.coffer
+            .delete_bucket(&req.input.bucket)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(S3Response::with_status(
+            DeleteBucketOutput {},
+            http::StatusCode::NO_CONTENT,
+        ))
+    }
+
+    pub(crate) async fn op_get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        let info = self
+            .coffer
+            .bucket(&req.input.bucket)
+            .map_err(|e| self.map_err(e))?;
+        // AWS reports us-east-1 as an empty constraint.
+        let location_constraint =
+            (info.region != "us-east-1").then(|| BucketLocationConstraint::from(info.region));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
+    }
+
+    pub(crate) async fn op_list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let user = self.caller(&req)?;
+        let mut buckets: Vec<_> = self
+            .coffer
+            .list_buckets()
+            .map_err(|e| self.map_err(e))?
+            .into_iter()
+            .filter(|b| user.is_root || b.owner == user.name)
+            .collect();
+        if let Some(prefix) = &req.input.prefix {
+            buckets.retain(|b| b.name.starts_with(prefix.as_str()));
+        }
+        let buckets = buckets
+            .into_iter()
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(timestamp(b.created_ms)),
+                bucket_region: Some(b.region),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(owner_of(&user.name)),
+            ..Default::default()
+        }))
+    }
+}
+
+pub(crate) fn owner_of(name: &str) -> Owner {
+    Owner {
+        display_name: Some(name.to_owned()),
+        id: Some(name.to_owned()),
+    }
+}

@@ -1,0 +1,114 @@
+//! The one place where Coffer's errors become S3 error codes and HTTP statuses.
+
+use coffer_core::CoreError;
+use coffer_sse::SseHeaderError;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::S3Settings;
+
+pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
+    use S3ErrorCode as C;
+    let message = err.to_string();
+    let (code, status) = match &err {
+        CoreError::NoSuchBucket => (C::NoSuchBucket, None),
+        CoreError::NoSuchKey => (C::NoSuchKey, None),
+        CoreError::BucketAlreadyOwnedByYou => (C::BucketAlreadyOwnedByYou, None),
+        CoreError::BucketAlreadyExists => (C::BucketAlreadyExists, None),
+        CoreError::BucketNotEmpty => (C::BucketNotEmpty, None),
+        CoreError::InvalidRange { size } => {
+            let mut e = S3Error::with_message(C::InvalidRange, message);
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                headers.insert(http::header::CONTENT_RANGE, v);
+            }
+            e.set_headers(headers);
+            return e;
+        }
+        CoreError::PreconditionFailed => (C::PreconditionFailed, None),
+        CoreError::NotModified {
+            etag,
+            last_modified_ms,
+        } => {
+            let mut e = S3Error::new(C::NotModified);
+            e.set_status_code(StatusCode::NOT_MODIFIED);
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{etag}\"")) {
+                headers.insert(http::header::ETAG, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&crate::object_ops::http_date(*last_modified_ms)) {
+                headers.insert(http::header::LAST_MODIFIED, v);
+            }
+            e.set_headers(headers);
+            return e;
+        }
+        CoreError::BadDigest(_) => (C::BadDigest, None),
+        CoreError::InvalidDigest => (C::InvalidDigest, None),
+        CoreError::IncompleteBody => (C::IncompleteBody, None),
+        CoreError::InvalidArgument(_) => (C::InvalidArgument, None),
+        CoreError::SseKeyRequired | CoreError::SseNotEncrypted => (C::InvalidRequest, None),
+        CoreError::SseWrongKey => {
+            let status = if settings.ssec_wrong_key_status == 400 {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            (C::AccessDenied, Some(status))
+        }
+        CoreError::Body(source) => return body_error(source.as_ref()),
+        CoreError::Store(_) | CoreError::Io(_) | CoreError::Internal(_) => {
+            tracing::error!(error = %err, "internal error");
+            return S3Error::with_message(
+                C::InternalError,
+                "We encountered an internal error. Please try again.",
+            );
+        }
+    };
+    let mut e = S3Error::with_message(code, message);
+    if let Some(status) = status {
+        e.set_status_code(status);
+    }
+    e
+}
+
+/// A failed request body: a bad chunk signature, a malformed aws-chunked frame, or a client
+/// that went away. s3s reports these as opaque stream errors; tell them apart by their text.
+fn body_error(source: &(dyn std::error::Error + Send + Sync)) -> S3Error {
+    let text = source.to_string();
+    if text.contains("SignatureMismatch") {
+        S3Error::with_message(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    } else if text.contains("FormatError") || text.contains("TooLarge") || text.contains("TooMany")
+    {
+        S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Malformed aws-chunked request body.",
+        )
+    } else {
+        tracing::debug!(error = %text, "request body ended early");
+        S3Error::with_message(
+            S3ErrorCode::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        )
+    }
+}
+
+pub(crate) fn sse_header_error(err: SseHeaderError) -> S3Error {
+    let code = match err {
+        SseHeaderError::UnsupportedAlgorithm => S3ErrorCode::InvalidEncryptionAlgorithmError,
+        _ => S3ErrorCode::InvalidArgument,
+    };
+    S3Error::with_message(code, err.to_string())
+}
+
+/// `InvalidPartNumber` (416), a code s3s does not know by name.
+pub(crate) fn invalid_part_number() -> S3Error {
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("InvalidPartNumber".into()),
+        "The requested partnumber is not satisfiable",
+    );
+    e.set_status_code(StatusCode::RANGE_NOT_SATISFIABLE);
+    e
+}

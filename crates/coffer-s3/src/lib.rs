@@ -1,0 +1,76 @@
+//! The S3 protocol adapter: the only crate that sees `s3s`.
+//!
+//! It turns S3 requests into `coffer-core` calls and core errors into S3 error codes (in one
+//! place, `errors.rs`), authenticates users, enforces bucket ownership and the SSE-C transport
+//! rules, and parses virtual-hosted-style hosts. It must never `Debug`-print an s3s input:
+//! those carry the SSE-C key in clear.
+
+mod access;
+mod bucket_ops;
+mod errors;
+mod host;
+mod list_ops;
+mod object_ops;
+mod service;
+mod ssec;
+mod users;
+
+pub use host::CofferHost;
+pub use users::{User, UserDirectory};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use coffer_core::Coffer;
+use s3s::service::{S3Service, S3ServiceBuilder};
+
+/// What the accept loop knows about a connection; put in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    /// TLS terminated by us (or by a trusted proxy that said so).
+    pub secure: bool,
+    pub peer: Option<SocketAddr>,
+}
+
+/// Protocol-level settings.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub region: String,
+    /// Base domain for virtual-hosted-style requests (`<bucket>.<domain>`).
+    pub domain: Option<String>,
+    /// Status for a wrong SSE-C key: 403 (AWS) or 400 (what ceph/s3-tests expect).
+    pub ssec_wrong_key_status: u16,
+    /// Test suites only: accept SSE-C over plain HTTP.
+    pub ssec_allow_plain_http: bool,
+}
+
+#[derive(Clone)]
+pub(crate) struct CofferS3 {
+    pub(crate) coffer: Coffer,
+    pub(crate) users: Arc<UserDirectory>,
+    pub(crate) settings: Arc<S3Settings>,
+}
+
+/// Builds the S3 service (routing, SigV4, XML) around the engine.
+pub fn build_service(
+    coffer: Coffer,
+    users: UserDirectory,
+    settings: S3Settings,
+) -> Result<S3Service, String> {
+    let users = Arc::new(users);
+    let settings = Arc::new(settings);
+    let s3 = CofferS3 {
+        coffer: coffer.clone(),
+        users: Arc::clone(&users),
+        settings: Arc::clone(&settings),
+    };
+    let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_auth(users::Auth(Arc::clone(&users)));
+    builder.set_access(access::AccessPolicy {
+        coffer,
+        users,
+        settings: Arc::clone(&settings),
+    });
+    builder.set_host(CofferHost::new(settings.domain.clone()));
+    Ok(builder.build())
+}

@@ -1,0 +1,518 @@
+//! Object operations: put, get, head, delete, delete-many.
+
+use bytes::Bytes;
+use coffer_core::{
+    ByteStream, ChecksumAlgorithm, Conditions, ExpectedChecksum, ObjectMetadata, PutObject,
+    RangeSpec, ReadOptions,
+};
+use coffer_store::ObjectRecord;
+use http::{HeaderMap, HeaderValue};
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, TrailingHeaders, s3_error};
+
+use crate::CofferS3;
+use crate::ssec::{echo, take_customer_key};
+
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    Timestamp::from(t)
+}
+
+/// An RFC 7231 IMF-fixdate, as `Last-Modified` wants it.
+pub(crate) fn http_date(ms: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(FORMAT).unwrap_or_default()
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// `aws-chunked` describes the upload, not the object: S3 does not store it.
+fn strip_aws_chunked(value: String) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+fn seconds(ts: Timestamp) -> i64 {
+    time::OffsetDateTime::from(ts).unix_timestamp()
+}
+
+/// Which checksum the client sent (as a header, or announced as a trailer).
+fn expected_checksum(
+    input: &PutObjectInput,
+    headers: &HeaderMap,
+    trailers: Option<TrailingHeaders>,
+) -> S3Result<ExpectedChecksum> {
+    let given: Vec<(ChecksumAlgorithm, &String)> = [
+        (ChecksumAlgorithm::Crc32, &input.checksum_crc32),
+        (ChecksumAlgorithm::Crc32c, &input.checksum_crc32c),
+        (ChecksumAlgorithm::Crc64Nvme, &input.checksum_crc64nvme),
+        (ChecksumAlgorithm::Sha1, &input.checksum_sha1),
+        (ChecksumAlgorithm::Sha256, &input.checksum_sha256),
+    ]
+    .into_iter()
+    .filter_map(|(a, v)| v.as_ref().map(|v| (a, v)))
+    .collect();
+    if given.len() > 1 {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+        ));
+    }
+    if let Some((a, v)) = given.first() {
+        return Ok(ExpectedChecksum::Value(*a, (*v).clone()));
+    }
+    if let Some(trailer) = header_str(headers, "x-amz-trailer") {
+        let name = trailer.trim().to_ascii_lowercase();
+        let algorithm = ChecksumAlgorithm::from_header_name(&name).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "The value specified in the x-amz-trailer header is not supported"
+            )
+        })?;
+        let trailers = trailers.ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "x-amz-trailer requires an aws-chunked body with trailers."
+            )
+        })?;
+        let read = move || {
+            trailers
+                .read(|h| {
+                    h.get(name.as_str())
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .flatten()
+        };
+        return Ok(ExpectedChecksum::Trailer(algorithm, Box::new(read)));
+    }
+    if let Some(alg) = &input.checksum_algorithm {
+        let algorithm = ChecksumAlgorithm::parse(alg.as_str()).ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "Checksum algorithm provided is unsupported."
+            )
+        })?;
+        // The SDK named an algorithm but sent no value: compute and store it.
+        return Ok(ExpectedChecksum::Compute(algorithm));
+    }
+    Ok(ExpectedChecksum::None)
+}
+
+fn set_checksum_fields(
+    alg: ChecksumAlgorithm,
+    value: String,
+    crc32: &mut Option<String>,
+    crc32c: &mut Option<String>,
+    crc64: &mut Option<String>,
+    sha1: &mut Option<String>,
+    sha256: &mut Option<String>,
+) {
+    let slot = match alg {
+        ChecksumAlgorithm::Crc32 => crc32,
+        ChecksumAlgorithm::Crc32c => crc32c,
+        ChecksumAlgorithm::Crc64Nvme => crc64,
+        ChecksumAlgorithm::Sha1 => sha1,
+        ChecksumAlgorithm::Sha256 => sha256,
+    };
+    *slot = Some(value);
+}
+
+fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String)> {
+    let (name, value) = record.checksum.as_ref()?;
+    Some((ChecksumAlgorithm::parse(name)?, value.clone()))
+}
+
+/// Headers S3 returns that s3s's output types can't carry as we store them.
+fn extra_headers(record: &ObjectRecord) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Some(exp) = record.expires.as_deref()
+        && let Ok(v) = HeaderValue::from_str(exp)
+    {
+        h.insert(http::header::EXPIRES, v);
+    }
+    h
+}
+
+fn range_spec(r: &Range) -> RangeSpec {
+    match *r {
+        Range::Int {
+            first,
+            last: Some(last),
+        } => RangeSpec::Bounded { first, last },
+        Range::Int { first, last: None } => RangeSpec::From { first },
+        Range::Suffix { length } => RangeSpec::Suffix { len: length },
+    }
+}
+
+fn conditions(
+    headers: &HeaderMap,
+    modified: Option<Timestamp>,
+    unmodified: Option<Timestamp>,
+) -> Conditions {
+    Conditions {
+        if_match: header_str(headers, "if-match"),
+        if_none_match: header_str(headers, "if-none-match"),
+        if_modified_since: modified.map(seconds),
+        if_unmodified_since: unmodified.map(seconds),
+    }
+}
+
+impl CofferS3 {
+    pub(crate) async fn op_put_object(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        crate::ssec::drop_key_headers(&mut req.headers);
+        let input = &mut req.input;
+        let customer_key = take_customer_key(
+            &mut input.sse_customer_algorithm,
+            &mut input.sse_customer_key,
+            &mut input.sse_customer_key_md5,
+            input.server_side_encryption.is_some(),
+        )?;
+        if let Some(sse) = &input.server_side_encryption {
+            return Err(s3_error!(
+                NotImplemented,
+                "Server-side encryption {} is not supported; use SSE-C.",
+                sse.as_str()
+            ));
+        }
+        if let Some(acl) = &input.acl
+            && acl.as_str() != ObjectCannedACL::PRIVATE
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "Only the private canned ACL is supported."
+            ));
+        }
+        // aws-chunked uploads (every current SDK over HTTPS) send the decoded length in
+        // x-amz-decoded-content-length and often no Content-Length at all.
+        let declared =
+            match header_str(&req.headers, "x-amz-decoded-content-length") {
+                Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+                    s3_error!(InvalidArgument, "Bad x-amz-decoded-content-length.")
+                })?),
+                None => input.content_length,
+            };
+        let expected_len =
+            match declared {
+                Some(n) => Some(u64::try_from(n).map_err(|_| {
+                    s3_error!(InvalidArgument, "Content-Length must not be negative.")
+                })?),
+                None => {
+                    return Err(s3_error!(
+                        MissingContentLength,
+                        "You must provide the Content-Length HTTP header."
+                    ));
+                }
+            };
+        let checksum = expected_checksum(input, &req.headers, req.trailing_headers.clone())?;
+        let mut user: Vec<(String, String)> = input
+            .metadata
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        user.sort();
+        let metadata = ObjectMetadata {
+            content_type: input.content_type.take(),
+            content_encoding: input.content_encoding.take().and_then(strip_aws_chunked),
+            content_disposition: input.content_disposition.take(),
+            content_language: input.content_language.take(),
+            cache_control: input.cache_control.take(),
+            expires: header_str(&req.headers, "expires"),
+            user,
+        };
+        let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
+        let body: ByteStream<coffer_core::BoxError> = match input.body.take() {
+            Some(blob) => Box::pin(blob),
+            None => Box::pin(futures::stream::empty::<Result<Bytes, coffer_core::BoxError>>()),
+        };
+        let put = PutObject {
+            bucket: input.bucket.clone(),
+            key: input.key.clone(),
+            expected_len,
+            content_md5: input.content_md5.take(),
+            checksum,
+            metadata,
+            customer_key,
+        };
+        let outcome = self
+            .coffer
+            .put_object(put, body)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let mut output = PutObjectOutput {
+            e_tag: Some(ETag::Strong(outcome.etag)),
+            sse_customer_algorithm: sse_algorithm,
+            sse_customer_key_md5: sse_key_md5,
+            ..Default::default()
+        };
+        if let Some((alg, value)) = outcome.checksum {
+            set_checksum_fields(
+                alg,
+                value,
+                &mut output.checksum_crc32,
+                &mut output.checksum_crc32c,
+                &mut output.checksum_crc64nvme,
+                &mut output.checksum_sha1,
+                &mut output.checksum_sha256,
+            );
+            output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
+        Ok(S3Response::new(output))
+    }
+
+    pub(crate) async fn op_get_object(
+        &self,
+        mut req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        crate::ssec::drop_key_headers(&mut req.headers);
+        let input = &mut req.input;
+        let customer_key = take_customer_key(
+            &mut input.sse_customer_algorithm,
+            &mut input.sse_customer_key,
+            &mut input.sse_customer_key_md5,
+            false,
+        )?;
+        if input.part_number.is_some_and(|n| n != 1) {
+            return Err(crate::errors::invalid_part_number());
+        }
+        let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
+        let opts = ReadOptions {
+            range: input.range.as_ref().map(range_spec),
+            conditions: conditions(
+                &req.headers,
+                input.if_modified_since.take(),
+                input.if_unmodified_since.take(),
+            ),
+            customer_key,
+        };
+        let read = self
+            .coffer
+            .read_object(&input.bucket, &input.key, opts, true)
+            .map_err(|e| self.map_err(e))?;
+        let record = &read.record;
+        let mut output = GetObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            body: read.body.map(StreamingBlob::wrap),
+            content_length: i64::try_from(read.content_length).ok(),
+            content_range: read
+                .range
+                .map(|(s, e)| format!("bytes {s}-{e}/{}", record.size)),
+            e_tag: Some(ETag::Strong(record.etag.clone())),
+            last_modified: Some(timestamp(record.last_modified_ms)),
+            metadata: (!record.user_metadata.is_empty())
+                .then(|| record.user_metadata.iter().cloned().collect()),
+            sse_customer_algorithm: sse_algorithm,
+            sse_customer_key_md5: sse_key_md5,
+            cache_control: input
+                .response_cache_control
+                .take()
+                .or_else(|| record.cache_control.clone()),
+            content_disposition: input
+                .response_content_disposition
+                .take()
+                .or_else(|| record.content_disposition.clone()),
+            content_encoding: input
+                .response_content_encoding
+                .take()
+                .or_else(|| record.content_encoding.clone()),
+            content_language: input
+                .response_content_language
+                .take()
+                .or_else(|| record.content_language.clone()),
+            content_type: Some(
+                input
+                    .response_content_type
+                    .take()
+                    .or_else(|| record.content_type.clone())
+                    .unwrap_or_else(|| "binary/octet-stream".to_owned()),
+            ),
+            ..Default::default()
+        };
+        if read.range.is_none()
+            && input
+                .checksum_mode
+                .as_ref()
+                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+            && let Some((alg, value)) = stored_checksum(record)
+        {
+            set_checksum_fields(
+                alg,
+                value,
+                &mut output.checksum_crc32,
+                &mut output.checksum_crc32c,
+                &mut output.checksum_crc64nvme,
+                &mut output.checksum_sha1,
+                &mut output.checksum_sha256,
+            );
+            output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
+        let mut headers = extra_headers(record);
+        if let Some(exp) = input.response_expires.take() {
+            let ms = seconds(exp).saturating_mul(1000);
+            if let Ok(v) = HeaderValue::from_str(&http_date(ms)) {
+                headers.insert(http::header::EXPIRES, v);
+            }
+        }
+        let mut resp = S3Response::with_headers(output, headers);
+        if read.range.is_some() {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    pub(crate) async fn op_head_object(
+        &self,
+        mut req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        crate::ssec::drop_key_headers(&mut req.headers);
+        let input = &mut req.input;
+        let customer_key = take_customer_key(
+            &mut input.sse_customer_algorithm,
+            &mut input.sse_customer_key,
+            &mut input.sse_customer_key_md5,
+            false,
+        )?;
+        if input.part_number.is_some_and(|n| n != 1) {
+            return Err(crate::errors::invalid_part_number());
+        }
+        let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
+        let opts = ReadOptions {
+            range: input.range.as_ref().map(range_spec),
+            conditions: conditions(
+                &req.headers,
+                input.if_modified_since.take(),
+                input.if_unmodified_since.take(),
+            ),
+            customer_key,
+        };
+        let read = self
+            .coffer
+            .read_object(&input.bucket, &input.key, opts, false)
+            .map_err(|e| self.map_err(e))?;
+        let record = &read.record;
+        let mut output = HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: i64::try_from(read.content_length).ok(),
+            content_range: read
+                .range
+                .map(|(s, e)| format!("bytes {s}-{e}/{}", record.size)),
+            e_tag: Some(ETag::Strong(record.etag.clone())),
+            last_modified: Some(timestamp(record.last_modified_ms)),
+            metadata: (!record.user_metadata.is_empty())
+                .then(|| record.user_metadata.iter().cloned().collect()),
+            sse_customer_algorithm: sse_algorithm,
+            sse_customer_key_md5: sse_key_md5,
+            cache_control: record.cache_control.clone(),
+            content_disposition: record.content_disposition.clone(),
+            content_encoding: record.content_encoding.clone(),
+            content_language: record.content_language.clone(),
+            content_type: Some(
+                record
+                    .content_type
+                    .clone()
+                    .unwrap_or_else(|| "binary/octet-stream".to_owned()),
+            ),
+            ..Default::default()
+        };
+        if read.range.is_none()
+            && input
+                .checksum_mode
+                .as_ref()
+                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+            && let Some((alg, value)) = stored_checksum(record)
+        {
+            set_checksum_fields(
+                alg,
+                value,
+                &mut output.checksum_crc32,
+                &mut output.checksum_crc32c,
+                &mut output.checksum_crc64nvme,
+                &mut output.checksum_sha1,
+                &mut output.checksum_sha256,
+            );
+            output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
+        let mut resp = S3Response::with_headers(output, extra_headers(record));
+        if read.range.is_some() {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
+        Ok(resp)
+    }
+
+    pub(crate) async fn op_delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.coffer
+            .delete_object(&req.input.bucket, &req.input.key)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(S3Response::with_status(
+            DeleteObjectOutput::default(),
+            http::StatusCode::NO_CONTENT,
+        ))
+    }
+
+    pub(crate) async fn op_delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(
+                MalformedXML,
+                "A delete request may name at most 1000 keys."
+            ));
+        }
+        self.coffer
+            .bucket(&input.bucket)
+            .map_err(|e| self.map_err(e))?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for obj in input.delete.objects {
+            match self.coffer.delete_object(&input.bucket, &obj.key).await {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(obj.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = self.map_err(e);
+                    errors.push(Error {
+                        code: Some(e.code().as_str().to_owned()),
+                        key: Some(obj.key),
+                        message: e.message().map(str::to_owned),
+                        version_id: obj.version_id,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+}

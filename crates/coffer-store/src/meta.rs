@@ -1,0 +1,317 @@
+//! The metadata store: buckets and object records in redb. Each mutation is one write
+//! transaction committed with immediate durability (fsync) before the caller acknowledges it.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::records::{decode, encode};
+use crate::{BucketRecord, ObjectRecord, StoreError};
+
+const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+/// Key: bucket name, 0x00, object key. Bucket names never contain 0x00, and the byte order
+/// of UTF-8 keys is the order S3 lists them in.
+const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+
+pub struct MetaStore {
+    db: Database,
+}
+
+#[derive(Debug, Clone)]
+pub struct ObjectEntry {
+    pub key: String,
+    pub record: ObjectRecord,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteBucketOutcome {
+    Deleted,
+    NoSuchBucket,
+    NotEmpty,
+}
+
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
+    k.extend_from_slice(bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+impl MetaStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(BUCKETS)?;
+        txn.open_table(OBJECTS)?;
+        txn.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Creates the bucket unless it exists; returns the existing record if it does.
+    pub fn create_bucket(
+        &self,
+        name: &str,
+        record: &BucketRecord,
+    ) -> Result<Option<BucketRecord>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let existing = {
+            let mut table = txn.open_table(BUCKETS)?;
+            let existing = match table.get(name)? {
+                Some(v) => Some(decode::<BucketRecord>(v.value())?),
+                None => None,
+            };
+            if existing.is_none() {
+                table.insert(name, encode(record)?.as_slice())?;
+            }
+            existing
+        };
+        txn.commit()?;
+        Ok(existing)
+    }
+
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BUCKETS)?;
+        match table.get(name)? {
+            Some(v) => Ok(Some(decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(BUCKETS)?;
+        let mut out = Vec::new();
+        for item in table.iter()? {
+            let (k, v) = item?;
+            out.push((k.value().to_owned(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn delete_bucket(&self, name: &str) -> Result<DeleteBucketOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            let mut buckets = txn.open_table(BUCKETS)?;
+            if buckets.get(name)?.is_none() {
+                DeleteBucketOutcome::NoSuchBucket
+            } else {
+                let objects = txn.open_table(OBJECTS)?;
+                let prefix = object_key(name, "");
+                let has_object = match objects.range(prefix.as_slice()..)?.next() {
+                    Some(item) => item?.0.value().starts_with(&prefix),
+                    None => false,
+                };
+                if has_object {
+                    DeleteBucketOutcome::NotEmpty
+                } else {
+                    buckets.remove(name)?;
+                    DeleteBucketOutcome::Deleted
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        match table.get(object_key(bucket, key).as_slice())? {
+            Some(v) => Ok(Some(decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits `record` as the object `bucket/key` and returns the record it replaced (whose
+    /// blobs the caller may now delete). Fails with `NoSuchBucket` if the bucket is gone.
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: &ObjectRecord,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let replaced = {
+            let buckets = txn.open_table(BUCKETS)?;
+            if buckets.get(bucket)?.is_none() {
+                return Err(StoreError::NoSuchBucket);
+            }
+            let mut objects = txn.open_table(OBJECTS)?;
+            let encoded = encode(record)?;
+            let old = objects.insert(object_key(bucket, key).as_slice(), encoded.as_slice())?;
+            match old {
+                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                None => None,
+            }
+        };
+        txn.commit()?;
+        Ok(replaced)
+    }
+
+    /// Removes the object; returns the removed record (whose blobs the caller may delete).
+    pub fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed = {
+            let mut objects = txn.open_table(OBJECTS)?;
+            let old = objects.remove(object_key(bucket, key).as_slice())?;
+            match old {
+                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                None => None,
+            }
+        };
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// Up to `limit` objects of `bucket` whose keys start with `prefix`, in key order, beginning
+    /// at the raw key bytes `from` (inclusive or not). `from` is bytes, not a key, so callers can
+    /// seek past a whole common prefix with `prefix + 0xFF` (no UTF-8 key contains 0xFF).
+    pub fn scan_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: &[u8],
+        inclusive: bool,
+        limit: usize,
+    ) -> Result<Vec<ObjectEntry>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let bucket_prefix = object_key(bucket, "");
+        let full_prefix = object_key(bucket, prefix);
+        let mut start = bucket_prefix.clone();
+        start.extend_from_slice(from);
+        let (lower, effective_inclusive) = if start < full_prefix {
+            (full_prefix.clone(), true)
+        } else {
+            (start, inclusive)
+        };
+        let lower_bound = if effective_inclusive {
+            Bound::Included(lower.as_slice())
+        } else {
+            Bound::Excluded(lower.as_slice())
+        };
+        let mut out = Vec::new();
+        for item in table.range((lower_bound, Bound::<&[u8]>::Unbounded))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let k = k.value();
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            let key = std::str::from_utf8(&k[bucket_prefix.len()..])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .to_owned();
+            out.push(ObjectEntry {
+                key,
+                record: decode(v.value())?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every blob id a committed record references.
+    pub fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let mut set = HashSet::new();
+        for item in table.iter()? {
+            let (_, v) = item?;
+            let record: ObjectRecord = decode(v.value())?;
+            set.extend(record.segments.into_iter().map(|s| s.blob));
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Segment;
+
+    fn object(blob: &str) -> ObjectRecord {
+        ObjectRecord {
+            version_id: "v".into(),
+            size: 1,
+            etag: "e".into(),
+            last_modified_ms: 0,
+            content_type: None,
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: None,
+            expires: None,
+            user_metadata: vec![],
+            checksum: None,
+            segments: vec![Segment {
+                blob: blob.into(),
+                part_number: 1,
+                size: 1,
+                stream_salt: None,
+                etag: String::new(),
+            }],
+            encryption: None,
+        }
+    }
+
+    #[test]
+    fn buckets_objects_and_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+        let rec = BucketRecord {
+            owner: "o".into(),
+            created_ms: 1,
+            region: "r".into(),
+        };
+        assert!(meta.create_bucket("b", &rec).unwrap().is_none());
+        assert!(meta.create_bucket("b", &rec).unwrap().is_some());
+        assert!(matches!(
+            meta.put_object("nope", "k", &object("x")),
+            Err(StoreError::NoSuchBucket)
+        ));
+        for k in ["a", "a/1", "a/2", "b", "c/x"] {
+            meta.put_object("b", k, &object(k)).unwrap();
+        }
+        // a bucket whose name is a prefix of another must not leak into its scans
+        meta.create_bucket("bb", &rec).unwrap();
+        meta.put_object("bb", "zzz", &object("zzz")).unwrap();
+        let keys = |v: Vec<ObjectEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(meta.scan_objects("b", "", b"", true, 100).unwrap()),
+            ["a", "a/1", "a/2", "b", "c/x"]
+        );
+        assert_eq!(
+            keys(meta.scan_objects("b", "a/", b"", true, 100).unwrap()),
+            ["a/1", "a/2"]
+        );
+        assert_eq!(
+            keys(meta.scan_objects("b", "", b"a/1", false, 2).unwrap()),
+            ["a/2", "b"]
+        );
+        assert_eq!(
+            meta.delete_bucket("b").unwrap(),
+            DeleteBucketOutcome::NotEmpty
+        );
+        assert_eq!(meta.referenced_blobs().unwrap().len(), 6);
+        for k in ["a", "a/1", "a/2", "b", "c/x"] {
+            assert!(meta.delete_object("b", k).unwrap().is_some());
+        }
+        assert_eq!(
+            meta.delete_bucket("b").unwrap(),
+            DeleteBucketOutcome::Deleted
+        );
+        assert_eq!(
+            meta.delete_bucket("b").unwrap(),
+            DeleteBucketOutcome::NoSuchBucket
+        );
+    }
+}

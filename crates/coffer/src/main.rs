@@ -1,0 +1,46 @@
+//! `coffer`: the binary. Parses the command line, environment and config file, prepares the
+//! data directory (TLS material, root credentials), and runs the server.
+
+mod config;
+mod credentials;
+mod logging;
+mod server;
+mod tls;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = config::Cli::parse();
+    let args = match cli.command {
+        Some(config::Command::Server(args)) => args,
+        None => cli.server,
+    };
+    let settings = match config::Settings::resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("coffer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("coffer: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("coffer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

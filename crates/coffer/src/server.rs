@@ -1,0 +1,351 @@
+//! Listeners and connections: HTTPS (rustls) and plain HTTP accept loops, HTTP/1.1 and h2,
+//! the connection facts handlers rely on (TLS or not), request ids, and the start-up banner.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use coffer_core::Coffer;
+use coffer_s3::{ConnectionInfo, S3Settings, User, UserDirectory};
+use coffer_store::Store;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use s3s::service::S3Service;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Settings;
+use crate::{credentials, tls};
+
+/// How long an unreferenced blob must exist before the periodic GC may remove it: far longer
+/// than the gap between a blob's rename and its record's commit.
+const GC_GRACE: Duration = Duration::from_secs(3600);
+const GC_INTERVAL: Duration = Duration::from_secs(600);
+/// Largest error body we rewrite to add `Resource` and `RequestId`.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+pub async fn run(settings: Settings) -> Result<(), String> {
+    let data_dir = settings.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
+
+    let store = {
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || Store::open_and_recover(&dir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?
+    };
+    let coffer = Coffer::new(store);
+
+    let root = credentials::load_or_generate(&data_dir, settings.root_credentials.clone())?;
+    let mut users = UserDirectory::default();
+    users.add(User::new(
+        "root",
+        root.access_key.clone(),
+        root.secret_key.clone(),
+        true,
+    ))?;
+    for u in &settings.users {
+        users.add(User::new(
+            u.name.clone(),
+            u.access_key.clone(),
+            u.secret_key.clone(),
+            false,
+        ))?;
+    }
+
+    if settings.ssec_allow_plain_http {
+        tracing::warn!(
+            "!!! --ssec-allow-plain-http is ON: SSE-C keys are accepted over plain HTTP, where anyone on the path can read them. For test suites only. !!!"
+        );
+    }
+    let s3_settings = S3Settings {
+        region: settings.region.clone(),
+        domain: settings.domain.clone(),
+        ssec_wrong_key_status: settings.ssec_wrong_key_status,
+        ssec_allow_plain_http: settings.ssec_allow_plain_http,
+    };
+    let service = coffer_s3::build_service(coffer.clone(), users, s3_settings)?;
+
+    let mut https_addr = None;
+    let mut ca_bundle = None;
+    if let Some(addr) = settings.https_listen {
+        let material = tls::load(
+            &data_dir,
+            settings.tls_cert.as_ref(),
+            settings.domain.as_deref(),
+        )?;
+        ca_bundle = material.ca_bundle.clone();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        https_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
+        tokio::spawn(accept_loop(
+            listener,
+            Some(TlsAcceptor::from(material.config)),
+            service.clone(),
+        ));
+    }
+    let mut http_addr = None;
+    if let Some(addr) = settings.http_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
+        tokio::spawn(accept_loop(listener, None, service.clone()));
+    }
+
+    print_banner(
+        https_addr,
+        http_addr,
+        ca_bundle.as_deref(),
+        &root,
+        &settings.region,
+    );
+    if let Some(path) = &settings.ready_file {
+        write_ready_file(path, https_addr, http_addr, ca_bundle.as_deref())?;
+    }
+    tokio::spawn(periodic_gc(coffer));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+async fn periodic_gc(coffer: Coffer) {
+    loop {
+        tokio::time::sleep(GC_INTERVAL).await;
+        let c = coffer.clone();
+        match tokio::task::spawn_blocking(move || c.store().collect_garbage(GC_GRACE)).await {
+            Ok(Ok(report)) if report.removed > 0 => {
+                tracing::info!(removed = report.removed, "GC removed orphaned blobs")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "GC pass failed"),
+            _ => {}
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, service: S3Service) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve_connection(stream, peer, tls.clone(), service.clone()));
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    service: S3Service,
+) {
+    let info = ConnectionInfo {
+        secure: tls.is_some(),
+        peer: Some(peer),
+    };
+    let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+        handle(service.clone(), info, req)
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let result =
+        match tls {
+            Some(acceptor) => {
+                let tls_stream =
+                    match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                builder
+                    .serve_connection(TokioIo::new(tls_stream), handler)
+                    .await
+            }
+            None => {
+                builder
+                    .serve_connection(TokioIo::new(stream), handler)
+                    .await
+            }
+        };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+fn new_request_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    hex::encode_upper(b)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+async fn handle(
+    service: S3Service,
+    info: ConnectionInfo,
+    mut req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, Infallible> {
+    let request_id = new_request_id();
+    req.extensions_mut().insert(info);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match service.call(req.map(s3s::Body::from)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = ?e, "unhandled service error");
+            let mut r = Response::new(s3s::Body::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>".to_owned(),
+            ));
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+    };
+    let status = resp.status();
+    // s3s error bodies carry neither Resource nor RequestId; S3 clients show both.
+    if status.as_u16() >= 400
+        && let Some(bytes) = resp.body().bytes()
+        && bytes.len() <= MAX_ERROR_BODY
+        && let Ok(text) = std::str::from_utf8(&bytes)
+        && let Some(at) = text.rfind("</Error>")
+    {
+        let mut patched = String::with_capacity(text.len() + 128);
+        patched.push_str(&text[..at]);
+        if !text.contains("<Resource>") {
+            patched.push_str(&format!("<Resource>{}</Resource>", xml_escape(&path)));
+        }
+        if !text.contains("<RequestId>") {
+            patched.push_str(&format!("<RequestId>{request_id}</RequestId>"));
+        }
+        patched.push_str(&text[at..]);
+        let len = patched.len();
+        *resp.body_mut() = s3s::Body::from(patched);
+        resp.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amz-request-id", v.clone());
+        resp.headers_mut().insert("x-amz-id-2", v);
+    }
+    if status.is_server_error() {
+        tracing::error!(%method, %path, status = status.as_u16(), request_id, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status = status.as_u16(), request_id, "request");
+    }
+    Ok(resp)
+}
+
+fn print_banner(
+    https: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    ca: Option<&Path>,
+    root: &credentials::RootCredentials,
+    region: &str,
+) {
+    let mut out = String::new();
+    out.push_str(&format!("Coffer {} is ready.\n", env!("CARGO_PKG_VERSION")));
+    if let Some(a) = https {
+        out.push_str(&format!("  HTTPS endpoint : https://{}\n", display_addr(a)));
+    }
+    if let Some(a) = http {
+        out.push_str(&format!(
+            "  HTTP endpoint  : http://{}   (SSE-C is refused here)\n",
+            display_addr(a)
+        ));
+    }
+    if let Some(ca) = ca {
+        out.push_str(&format!("  CA bundle      : {}\n", ca.display()));
+    }
+    out.push_str(&format!("  Access key     : {}\n", root.access_key));
+    if root.generated {
+        out.push_str(&format!(
+            "  Secret key     : {}   (generated; shown once, kept in the data dir's credentials.toml)\n",
+            root.secret_key
+        ));
+        out.push_str("\nPaste to configure the aws CLI:\n");
+        out.push_str(&format!(
+            "  aws configure set aws_access_key_id {}\n",
+            root.access_key
+        ));
+        out.push_str(&format!(
+            "  aws configure set aws_secret_access_key {}\n",
+            root.secret_key
+        ));
+        out.push_str(&format!("  aws configure set region {region}\n"));
+    }
+    if let Some(a) = https {
+        out.push_str("\nThen, for example:\n");
+        let ca_arg = ca
+            .map(|c| format!(" --ca-bundle {}", c.display()))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  aws --endpoint-url https://{}{ca_arg} s3 ls\n",
+            display_addr(a)
+        ));
+    }
+    print!("{out}");
+}
+
+/// `localhost` names the loopback in the banner so the generated certificate matches.
+fn display_addr(a: SocketAddr) -> String {
+    if a.ip().is_loopback() && a.is_ipv4() {
+        format!("localhost:{}", a.port())
+    } else {
+        a.to_string()
+    }
+}
+
+fn write_ready_file(
+    path: &Path,
+    https: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+    ca: Option<&Path>,
+) -> Result<(), String> {
+    let json = serde_json::json!({
+        "https": https.map(|a| format!("https://{a}")),
+        "http": http.map(|a| format!("http://{a}")),
+        "ca_bundle": ca.map(|c| c.display().to_string()),
+    });
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
