@@ -111,6 +111,38 @@ impl ChecksumHasher {
     }
 }
 
+/// Combines per-part CRCs (raw big-endian bytes, with each part's length) into the CRC of the
+/// whole object, as S3 reports a FULL_OBJECT checksum. `None` for non-CRC algorithms.
+pub fn combine_crcs(algorithm: ChecksumAlgorithm, parts: &[(Vec<u8>, u64)]) -> Option<String> {
+    let crc = match algorithm {
+        ChecksumAlgorithm::Crc32 => CrcAlgorithm::Crc32IsoHdlc,
+        ChecksumAlgorithm::Crc32c => CrcAlgorithm::Crc32Iscsi,
+        ChecksumAlgorithm::Crc64Nvme => CrcAlgorithm::Crc64Nvme,
+        _ => return None,
+    };
+    let wide = algorithm == ChecksumAlgorithm::Crc64Nvme;
+    let mut acc: Option<u64> = None;
+    for (raw, len) in parts {
+        let value = if wide {
+            u64::from_be_bytes(<[u8; 8]>::try_from(raw.as_slice()).ok()?)
+        } else {
+            u64::from(u32::from_be_bytes(
+                <[u8; 4]>::try_from(raw.as_slice()).ok()?,
+            ))
+        };
+        acc = Some(match acc {
+            None => value,
+            Some(a) => crc_fast::checksum_combine(crc, a, value, *len),
+        });
+    }
+    let v = acc?;
+    Some(if wide {
+        BASE64.encode(v.to_be_bytes())
+    } else {
+        BASE64.encode(u32::try_from(v & 0xFFFF_FFFF).ok()?.to_be_bytes())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,6 +56,26 @@ pub(crate) fn seal_new_data_key(
     Ok((dek, record))
 }
 
+/// Opens a sealed data key with the customer key (the key check): wrong key → `SseWrongKey`.
+pub(crate) fn open_sealed(
+    customer: &CustomerKey,
+    enc: &EncryptionRecord,
+    bucket: &str,
+    key: &str,
+) -> Result<DataKey, CoreError> {
+    let sealed = decode_sealed(&enc.sealed_key)?;
+    let binding = KeyBinding {
+        bucket,
+        key,
+        id: &enc.binding_id,
+    };
+    match coffer_sse::open_data_key(customer, &sealed, &binding) {
+        Ok(dek) => Ok(dek),
+        Err(OpenError::WrongKey) => Err(CoreError::SseWrongKey),
+        Err(e) => Err(CoreError::Internal(e.to_string())),
+    }
+}
+
 /// Checks the request's customer key against the object: returns the object's data key for
 /// SSE-C objects, `None` for plain ones, or the error S3 gives for each mismatch.
 pub(crate) fn open_object_key(
@@ -68,18 +88,6 @@ pub(crate) fn open_object_key(
         (None, None) => Ok(None),
         (None, Some(_)) => Err(CoreError::SseNotEncrypted),
         (Some(_), None) => Err(CoreError::SseKeyRequired),
-        (Some(enc), Some(customer)) => {
-            let sealed = decode_sealed(&enc.sealed_key)?;
-            let binding = KeyBinding {
-                bucket,
-                key,
-                id: &enc.binding_id,
-            };
-            match coffer_sse::open_data_key(customer, &sealed, &binding) {
-                Ok(dek) => Ok(Some(dek)),
-                Err(OpenError::WrongKey) => Err(CoreError::SseWrongKey),
-                Err(e) => Err(CoreError::Internal(e.to_string())),
-            }
-        }
+        (Some(enc), Some(customer)) => open_sealed(customer, enc, bucket, key).map(Some),
     }
 }

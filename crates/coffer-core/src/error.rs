@@ -9,6 +9,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum CoreError {
     #[error("The specified bucket does not exist")]
     NoSuchBucket,
+    #[error(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )]
+    NoSuchUpload,
+    #[error("{0}")]
+    InvalidPart(String),
+    #[error("The requested partnumber is not satisfiable")]
+    InvalidPartNumber,
+    #[error("The list of parts was not in ascending order. Parts must be ordered by part number.")]
+    InvalidPartOrder,
+    #[error("Your proposed upload is smaller than the minimum allowed object size.")]
+    EntityTooSmall,
+    #[error("{0}")]
+    MalformedXml(String),
+    /// A 400 `InvalidRequest` with its own message.
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("The specified key does not exist.")]
     NoSuchKey,
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
@@ -46,9 +63,19 @@ pub enum CoreError {
     #[error("request body: {0}")]
     Body(BoxError),
     #[error("storage: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchBucket => CoreError::NoSuchBucket,
+            StoreError::NoSuchUpload => CoreError::NoSuchUpload,
+            other => CoreError::Store(other),
+        }
+    }
 }

@@ -11,6 +11,7 @@ mod delete;
 mod encryption;
 mod error;
 mod list;
+mod multipart;
 mod object_read;
 mod object_write;
 mod range;
@@ -20,11 +21,15 @@ pub use checksum::{ChecksumAlgorithm, ChecksumHasher};
 pub use conditions::Conditions;
 pub use error::{BoxError, CoreError};
 pub use list::{ListPage, ListParams};
+pub use multipart::{
+    CompleteOutcome, CompletePart, CreateUpload, ListUploadsParams, MAX_PART_NUMBER, MIN_PART_SIZE,
+    PartOutcome, UploadPart, UploadsPage, upload_checksum,
+};
 pub use object_read::{ObjectRead, ReadOptions};
 pub use object_write::{ExpectedChecksum, ObjectMetadata, PutObject, PutOutcome};
 pub use range::RangeSpec;
 
-pub use coffer_store::{ObjectRecord, Store};
+pub use coffer_store::{ObjectRecord, PartRecord, Store, UploadRecord};
 
 use std::pin::Pin;
 use std::sync::Arc;

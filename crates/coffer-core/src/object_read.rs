@@ -24,6 +24,8 @@ pub struct ReadOptions {
     pub range: Option<RangeSpec>,
     pub conditions: Conditions,
     pub customer_key: Option<CustomerKey>,
+    /// `?partNumber=N`: read only that part (segment) of the object.
+    pub part_number: Option<u32>,
 }
 
 pub struct ObjectRead {
@@ -59,9 +61,15 @@ impl Coffer {
         drop(opts.customer_key);
         opts.conditions
             .check_read(&record.etag, record.last_modified_ms)?;
-        let range = match opts.range {
-            Some(spec) => Some(spec.resolve(record.size)?),
-            None => None,
+        let range = match (opts.part_number, opts.range) {
+            (Some(_), Some(_)) => {
+                return Err(CoreError::InvalidRequest(
+                    "Cannot specify both Range header and partNumber query parameter".into(),
+                ));
+            }
+            (Some(n), None) => part_range(&record, n)?,
+            (None, Some(spec)) => Some(spec.resolve(record.size)?),
+            (None, None) => None,
         };
         let (start, end_exclusive) = match range {
             Some((s, e)) => (s, e + 1),
@@ -100,6 +108,19 @@ impl Coffer {
             rx.recv().await.map(|item| (item, rx))
         }))
     }
+}
+
+/// The inclusive byte range of part `n`. A single-PUT object is one part, so part 1 is the
+/// whole object (an empty object has no bytes to range over, so it answers part 1 whole).
+fn part_range(record: &ObjectRecord, n: u32) -> Result<Option<(u64, u64)>, CoreError> {
+    let mut start = 0u64;
+    for (i, seg) in record.segments.iter().enumerate() {
+        if u32::try_from(i + 1).ok() == Some(n) {
+            return Ok((seg.size > 0).then(|| (start, start + seg.size - 1)));
+        }
+        start += seg.size;
+    }
+    Err(CoreError::InvalidPartNumber)
 }
 
 type Sender = tokio::sync::mpsc::Sender<io::Result<Bytes>>;

@@ -68,10 +68,10 @@ pub struct PutOutcome {
 }
 
 /// What the writer thread hands back once the body has ended.
-struct WrittenBlob {
-    writer: coffer_store::BlobWriter,
-    plaintext_len: u64,
-    md5: Option<[u8; 16]>,
+pub(crate) struct WrittenBlob {
+    pub(crate) writer: coffer_store::BlobWriter,
+    pub(crate) plaintext_len: u64,
+    pub(crate) md5: Option<[u8; 16]>,
     checksum: Option<String>,
 }
 
@@ -115,59 +115,16 @@ impl Coffer {
         // Plain objects' ETag is the MD5 of their data; SSE-C ETags are random, so MD5 is only
         // computed for them when the client sent Content-MD5.
         let want_md5 = encryption.is_none() || content_md5.is_some();
-        let (algorithm, expected_checksum) = match req.checksum {
-            ExpectedChecksum::None => (None, None),
-            ExpectedChecksum::Value(a, v) => (Some(a), Some(Ok(v))),
-            ExpectedChecksum::Trailer(a, f) => (Some(a), Some(Err(f))),
-            ExpectedChecksum::Compute(a) => (Some(a), None),
-        };
-
-        let written = self
-            .write_blob(
+        let (written, checksum) = self
+            .receive_body(
                 body,
                 want_md5,
-                algorithm.map(ChecksumHasher::new),
+                content_md5,
+                req.checksum,
                 encryptor,
                 req.expected_len,
             )
             .await?;
-
-        if let Some(expected) = req.expected_len
-            && expected != written.plaintext_len
-        {
-            return Err(CoreError::IncompleteBody);
-        }
-        if let (Some(expected), Some(actual)) = (content_md5, written.md5)
-            && expected != actual
-        {
-            return Err(CoreError::BadDigest(
-                "The Content-MD5 you specified did not match what we received.".into(),
-            ));
-        }
-        let checksum = match (algorithm, written.checksum) {
-            (Some(a), Some(actual)) => {
-                let expected = match expected_checksum {
-                    Some(Ok(v)) => Some(v),
-                    Some(Err(read_trailer)) => Some(read_trailer().ok_or_else(|| {
-                        CoreError::InvalidArgument(format!(
-                            "The trailer {} was declared but not sent.",
-                            a.header_name()
-                        ))
-                    })?),
-                    None => None,
-                };
-                if let Some(expected) = expected
-                    && expected.trim() != actual
-                {
-                    return Err(CoreError::BadDigest(format!(
-                        "The {} you specified did not match the calculated checksum.",
-                        a.header_name()
-                    )));
-                }
-                Some((a, actual))
-            }
-            _ => None,
-        };
 
         let etag = match (&encryption, written.md5) {
             (None, Some(md5)) => hex::encode(md5),
@@ -229,6 +186,71 @@ impl Coffer {
             size,
             checksum,
         })
+    }
+
+    /// Receives a body into a temp blob and checks it against everything the client declared:
+    /// length, Content-MD5, and the `x-amz-checksum-*` value (header or trailer).
+    pub(crate) async fn receive_body(
+        &self,
+        body: ByteStream<BoxError>,
+        want_md5: bool,
+        content_md5: Option<[u8; 16]>,
+        checksum: ExpectedChecksum,
+        encryptor: Option<StreamEncryptor>,
+        expected_len: Option<u64>,
+    ) -> Result<(WrittenBlob, Option<(ChecksumAlgorithm, String)>), CoreError> {
+        let (algorithm, expected_checksum) = match checksum {
+            ExpectedChecksum::None => (None, None),
+            ExpectedChecksum::Value(a, v) => (Some(a), Some(Ok(v))),
+            ExpectedChecksum::Trailer(a, f) => (Some(a), Some(Err(f))),
+            ExpectedChecksum::Compute(a) => (Some(a), None),
+        };
+        let mut written = self
+            .write_blob(
+                body,
+                want_md5,
+                algorithm.map(ChecksumHasher::new),
+                encryptor,
+                expected_len,
+            )
+            .await?;
+        if let Some(expected) = expected_len
+            && expected != written.plaintext_len
+        {
+            return Err(CoreError::IncompleteBody);
+        }
+        if let (Some(expected), Some(actual)) = (content_md5, written.md5)
+            && expected != actual
+        {
+            return Err(CoreError::BadDigest(
+                "The Content-MD5 you specified did not match what we received.".into(),
+            ));
+        }
+        let checksum = match (algorithm, written.checksum.take()) {
+            (Some(a), Some(actual)) => {
+                let expected = match expected_checksum {
+                    Some(Ok(v)) => Some(v),
+                    Some(Err(read_trailer)) => Some(read_trailer().ok_or_else(|| {
+                        CoreError::InvalidArgument(format!(
+                            "The trailer {} was declared but not sent.",
+                            a.header_name()
+                        ))
+                    })?),
+                    None => None,
+                };
+                if let Some(expected) = expected
+                    && expected.trim() != actual
+                {
+                    return Err(CoreError::BadDigest(format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        a.header_name()
+                    )));
+                }
+                Some((a, actual))
+            }
+            _ => None,
+        };
+        Ok((written, checksum))
     }
 
     /// Streams `body` into a new temp blob on a blocking thread. On any error the temp file
@@ -322,7 +344,7 @@ fn write_pipeline(
     })
 }
 
-fn decode_md5(b64: &str) -> Result<[u8; 16], CoreError> {
+pub(crate) fn decode_md5(b64: &str) -> Result<[u8; 16], CoreError> {
     BASE64
         .decode(b64.trim())
         .ok()
@@ -330,7 +352,7 @@ fn decode_md5(b64: &str) -> Result<[u8; 16], CoreError> {
         .ok_or(CoreError::InvalidDigest)
 }
 
-fn random_etag() -> Result<String, CoreError> {
+pub(crate) fn random_etag() -> Result<String, CoreError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CoreError::Internal("CSPRNG failure".into()))?;
     Ok(hex::encode(bytes))

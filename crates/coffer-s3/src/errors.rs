@@ -13,6 +13,13 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
     let (code, status) = match &err {
         CoreError::NoSuchBucket => (C::NoSuchBucket, None),
         CoreError::NoSuchKey => (C::NoSuchKey, None),
+        CoreError::NoSuchUpload => (C::NoSuchUpload, None),
+        CoreError::InvalidPart(_) => (C::InvalidPart, None),
+        CoreError::InvalidPartOrder => (C::InvalidPartOrder, None),
+        CoreError::InvalidPartNumber => return invalid_part_number(),
+        CoreError::EntityTooSmall => (C::EntityTooSmall, None),
+        CoreError::MalformedXml(_) => (C::MalformedXML, None),
+        CoreError::InvalidRequest(_) => (C::InvalidRequest, None),
         CoreError::BucketAlreadyOwnedByYou => (C::BucketAlreadyOwnedByYou, None),
         CoreError::BucketAlreadyExists => (C::BucketAlreadyExists, None),
         CoreError::BucketNotEmpty => (C::BucketNotEmpty, None),

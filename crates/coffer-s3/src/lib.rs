@@ -10,6 +10,7 @@ mod bucket_ops;
 mod errors;
 mod host;
 mod list_ops;
+mod multipart_ops;
 mod object_ops;
 mod service;
 mod ssec;

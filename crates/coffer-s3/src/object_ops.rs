@@ -19,6 +19,13 @@ pub(crate) fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from(t)
 }
 
+pub(crate) fn body_stream(blob: Option<StreamingBlob>) -> ByteStream<coffer_core::BoxError> {
+    match blob {
+        Some(blob) => Box::pin(blob),
+        None => Box::pin(futures::stream::empty::<Result<Bytes, coffer_core::BoxError>>()),
+    }
+}
+
 /// An RFC 7231 IMF-fixdate, as `Last-Modified` wants it.
 pub(crate) fn http_date(ms: i64) -> String {
     const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
@@ -29,7 +36,7 @@ pub(crate) fn http_date(ms: i64) -> String {
     t.format(FORMAT).unwrap_or_default()
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -37,7 +44,7 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `aws-chunked` describes the upload, not the object: S3 does not store it.
-fn strip_aws_chunked(value: String) -> Option<String> {
+pub(crate) fn strip_aws_chunked(value: String) -> Option<String> {
     let kept: Vec<&str> = value
         .split(',')
         .map(str::trim)
@@ -46,26 +53,70 @@ fn strip_aws_chunked(value: String) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join(", "))
 }
 
+/// The stored metadata of a new object (PutObject, CreateMultipartUpload, CopyObject REPLACE).
+pub(crate) fn object_metadata(
+    user: Option<Metadata>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    headers: &HeaderMap,
+) -> ObjectMetadata {
+    let mut user: Vec<(String, String)> = user.unwrap_or_default().into_iter().collect();
+    user.sort();
+    ObjectMetadata {
+        content_type,
+        content_encoding: content_encoding.and_then(strip_aws_chunked),
+        content_disposition,
+        content_language,
+        cache_control,
+        expires: header_str(headers, "expires"),
+        user,
+    }
+}
+
+/// The decoded body length: aws-chunked uploads (every current SDK over HTTPS) send it in
+/// `x-amz-decoded-content-length` and often no Content-Length at all.
+pub(crate) fn declared_length(
+    headers: &HeaderMap,
+    content_length: Option<i64>,
+) -> S3Result<Option<u64>> {
+    let declared = match header_str(headers, "x-amz-decoded-content-length") {
+        Some(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| s3_error!(InvalidArgument, "Bad x-amz-decoded-content-length."))?,
+        ),
+        None => content_length,
+    };
+    match declared {
+        Some(n) => Ok(Some(u64::try_from(n).map_err(|_| {
+            s3_error!(InvalidArgument, "Content-Length must not be negative.")
+        })?)),
+        None => Err(s3_error!(
+            MissingContentLength,
+            "You must provide the Content-Length HTTP header."
+        )),
+    }
+}
+
 fn seconds(ts: Timestamp) -> i64 {
     time::OffsetDateTime::from(ts).unix_timestamp()
 }
 
 /// Which checksum the client sent (as a header, or announced as a trailer).
-fn expected_checksum(
-    input: &PutObjectInput,
+pub(crate) fn expected_checksum(
+    given: [Option<&String>; 5],
+    checksum_algorithm: Option<&s3s::dto::ChecksumAlgorithm>,
     headers: &HeaderMap,
     trailers: Option<TrailingHeaders>,
 ) -> S3Result<ExpectedChecksum> {
-    let given: Vec<(ChecksumAlgorithm, &String)> = [
-        (ChecksumAlgorithm::Crc32, &input.checksum_crc32),
-        (ChecksumAlgorithm::Crc32c, &input.checksum_crc32c),
-        (ChecksumAlgorithm::Crc64Nvme, &input.checksum_crc64nvme),
-        (ChecksumAlgorithm::Sha1, &input.checksum_sha1),
-        (ChecksumAlgorithm::Sha256, &input.checksum_sha256),
-    ]
-    .into_iter()
-    .filter_map(|(a, v)| v.as_ref().map(|v| (a, v)))
-    .collect();
+    let given: Vec<(ChecksumAlgorithm, &String)> = ChecksumAlgorithm::ALL
+        .into_iter()
+        .zip(given)
+        .filter_map(|(a, v)| v.map(|v| (a, v)))
+        .collect();
     if given.len() > 1 {
         return Err(s3_error!(
             InvalidRequest,
@@ -100,7 +151,7 @@ fn expected_checksum(
         };
         return Ok(ExpectedChecksum::Trailer(algorithm, Box::new(read)));
     }
-    if let Some(alg) = &input.checksum_algorithm {
+    if let Some(alg) = checksum_algorithm {
         let algorithm = ChecksumAlgorithm::parse(alg.as_str()).ok_or_else(|| {
             s3_error!(
                 InvalidRequest,
@@ -113,7 +164,7 @@ fn expected_checksum(
     Ok(ExpectedChecksum::None)
 }
 
-fn set_checksum_fields(
+pub(crate) fn set_checksum_fields(
     alg: ChecksumAlgorithm,
     value: String,
     crc32: &mut Option<String>,
@@ -132,9 +183,21 @@ fn set_checksum_fields(
     *slot = Some(value);
 }
 
-fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String)> {
-    let (name, value) = record.checksum.as_ref()?;
-    Some((ChecksumAlgorithm::parse(name)?, value.clone()))
+/// The stored whole-object checksum: (algorithm, value, checksum type).
+fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String, &'static str)> {
+    let (spec, value) = record.checksum.as_ref()?;
+    let (name, kind) = match spec.split_once(':') {
+        Some((n, _)) => (n, ChecksumType::FULL_OBJECT),
+        None if value.contains('-') => (spec.as_str(), ChecksumType::COMPOSITE),
+        None => (spec.as_str(), ChecksumType::FULL_OBJECT),
+    };
+    Some((ChecksumAlgorithm::parse(name)?, value.clone(), kind))
+}
+
+/// `x-amz-mp-parts-count` for multipart objects read with `?partNumber=`.
+fn parts_count(record: &ObjectRecord, part_number: Option<u32>) -> Option<i32> {
+    (part_number.is_some() && record.etag.contains('-'))
+        .then(|| i32::try_from(record.segments.len()).unwrap_or(i32::MAX))
 }
 
 /// Headers S3 returns that s3s's output types can't carry as we store them.
@@ -200,49 +263,30 @@ impl CofferS3 {
                 "Only the private canned ACL is supported."
             ));
         }
-        // aws-chunked uploads (every current SDK over HTTPS) send the decoded length in
-        // x-amz-decoded-content-length and often no Content-Length at all.
-        let declared =
-            match header_str(&req.headers, "x-amz-decoded-content-length") {
-                Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
-                    s3_error!(InvalidArgument, "Bad x-amz-decoded-content-length.")
-                })?),
-                None => input.content_length,
-            };
-        let expected_len =
-            match declared {
-                Some(n) => Some(u64::try_from(n).map_err(|_| {
-                    s3_error!(InvalidArgument, "Content-Length must not be negative.")
-                })?),
-                None => {
-                    return Err(s3_error!(
-                        MissingContentLength,
-                        "You must provide the Content-Length HTTP header."
-                    ));
-                }
-            };
-        let checksum = expected_checksum(input, &req.headers, req.trailing_headers.clone())?;
-        let mut user: Vec<(String, String)> = input
-            .metadata
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        user.sort();
-        let metadata = ObjectMetadata {
-            content_type: input.content_type.take(),
-            content_encoding: input.content_encoding.take().and_then(strip_aws_chunked),
-            content_disposition: input.content_disposition.take(),
-            content_language: input.content_language.take(),
-            cache_control: input.cache_control.take(),
-            expires: header_str(&req.headers, "expires"),
-            user,
-        };
+        let expected_len = declared_length(&req.headers, input.content_length)?;
+        let checksum = expected_checksum(
+            [
+                input.checksum_crc32.as_ref(),
+                input.checksum_crc32c.as_ref(),
+                input.checksum_crc64nvme.as_ref(),
+                input.checksum_sha1.as_ref(),
+                input.checksum_sha256.as_ref(),
+            ],
+            input.checksum_algorithm.as_ref(),
+            &req.headers,
+            req.trailing_headers.clone(),
+        )?;
+        let metadata = object_metadata(
+            input.metadata.take(),
+            input.content_type.take(),
+            input.content_encoding.take(),
+            input.content_disposition.take(),
+            input.content_language.take(),
+            input.cache_control.take(),
+            &req.headers,
+        );
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
-        let body: ByteStream<coffer_core::BoxError> = match input.body.take() {
-            Some(blob) => Box::pin(blob),
-            None => Box::pin(futures::stream::empty::<Result<Bytes, coffer_core::BoxError>>()),
-        };
+        let body = body_stream(input.body.take());
         let put = PutObject {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
@@ -290,9 +334,15 @@ impl CofferS3 {
             &mut input.sse_customer_key_md5,
             false,
         )?;
-        if input.part_number.is_some_and(|n| n != 1) {
-            return Err(crate::errors::invalid_part_number());
-        }
+        let part_number = match input.part_number {
+            Some(n) => Some(
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(crate::errors::invalid_part_number)?,
+            ),
+            None => None,
+        };
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
         let opts = ReadOptions {
             range: input.range.as_ref().map(range_spec),
@@ -302,6 +352,7 @@ impl CofferS3 {
                 input.if_unmodified_since.take(),
             ),
             customer_key,
+            part_number,
         };
         let read = self
             .coffer
@@ -351,7 +402,7 @@ impl CofferS3 {
                 .checksum_mode
                 .as_ref()
                 .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-            && let Some((alg, value)) = stored_checksum(record)
+            && let Some((alg, value, kind)) = stored_checksum(record)
         {
             set_checksum_fields(
                 alg,
@@ -362,8 +413,9 @@ impl CofferS3 {
                 &mut output.checksum_sha1,
                 &mut output.checksum_sha256,
             );
-            output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+            output.checksum_type = Some(ChecksumType::from_static(kind));
         }
+        output.parts_count = parts_count(record, part_number);
         let mut headers = extra_headers(record);
         if let Some(exp) = input.response_expires.take() {
             let ms = seconds(exp).saturating_mul(1000);
@@ -390,9 +442,15 @@ impl CofferS3 {
             &mut input.sse_customer_key_md5,
             false,
         )?;
-        if input.part_number.is_some_and(|n| n != 1) {
-            return Err(crate::errors::invalid_part_number());
-        }
+        let part_number = match input.part_number {
+            Some(n) => Some(
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(crate::errors::invalid_part_number)?,
+            ),
+            None => None,
+        };
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
         let opts = ReadOptions {
             range: input.range.as_ref().map(range_spec),
@@ -402,6 +460,7 @@ impl CofferS3 {
                 input.if_unmodified_since.take(),
             ),
             customer_key,
+            part_number,
         };
         let read = self
             .coffer
@@ -437,7 +496,7 @@ impl CofferS3 {
                 .checksum_mode
                 .as_ref()
                 .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-            && let Some((alg, value)) = stored_checksum(record)
+            && let Some((alg, value, kind)) = stored_checksum(record)
         {
             set_checksum_fields(
                 alg,
@@ -448,8 +507,9 @@ impl CofferS3 {
                 &mut output.checksum_sha1,
                 &mut output.checksum_sha256,
             );
-            output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+            output.checksum_type = Some(ChecksumType::from_static(kind));
         }
+        output.parts_count = parts_count(record, part_number);
         let mut resp = S3Response::with_headers(output, extra_headers(record));
         if read.range.is_some() {
             resp.status = Some(http::StatusCode::PARTIAL_CONTENT);

@@ -12,6 +12,8 @@ pub enum StoreError {
     UnknownFormat(u8),
     #[error("no such bucket")]
     NoSuchBucket,
+    #[error("no such upload")]
+    NoSuchUpload,
 }
 
 macro_rules! from_redb {

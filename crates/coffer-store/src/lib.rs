@@ -10,11 +10,15 @@ mod blobs;
 mod error;
 mod meta;
 mod records;
+mod uploads;
 
 pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
 pub use meta::{DeleteBucketOutcome, MetaStore, ObjectEntry};
-pub use records::{BucketRecord, EncryptionRecord, ObjectRecord, Segment};
+pub use records::{
+    BucketRecord, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
+};
+pub use uploads::CompletedUpload;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

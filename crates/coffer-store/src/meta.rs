@@ -8,15 +8,19 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::records::{decode, encode};
-use crate::{BucketRecord, ObjectRecord, StoreError};
+use crate::{BucketRecord, ObjectRecord, PartRecord, StoreError};
 
-const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+pub(crate) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 /// Key: bucket name, 0x00, object key. Bucket names never contain 0x00, and the byte order
 /// of UTF-8 keys is the order S3 lists them in.
-const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+pub(crate) const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("objects");
+/// Key: bucket, 0x00, object key, 0x00, upload id — so uploads list in key order.
+pub(crate) const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
+/// Key: upload id, 0x00, part number (4 bytes big-endian).
+pub(crate) const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 
 pub struct MetaStore {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 #[derive(Debug, Clone)]
@@ -32,7 +36,7 @@ pub enum DeleteBucketOutcome {
     NotEmpty,
 }
 
-fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+pub(crate) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
     k.extend_from_slice(bucket.as_bytes());
     k.push(0);
@@ -46,6 +50,8 @@ impl MetaStore {
         let txn = db.begin_write()?;
         txn.open_table(BUCKETS)?;
         txn.open_table(OBJECTS)?;
+        txn.open_table(UPLOADS)?;
+        txn.open_table(PARTS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -105,7 +111,12 @@ impl MetaStore {
                     Some(item) => item?.0.value().starts_with(&prefix),
                     None => false,
                 };
-                if has_object {
+                let uploads = txn.open_table(UPLOADS)?;
+                let has_upload = match uploads.range(prefix.as_slice()..)?.next() {
+                    Some(item) => item?.0.value().starts_with(&prefix),
+                    None => false,
+                };
+                if has_object || has_upload {
                     DeleteBucketOutcome::NotEmpty
                 } else {
                     buckets.remove(name)?;
@@ -228,6 +239,12 @@ impl MetaStore {
             let (_, v) = item?;
             let record: ObjectRecord = decode(v.value())?;
             set.extend(record.segments.into_iter().map(|s| s.blob));
+        }
+        let parts = txn.open_table(PARTS)?;
+        for item in parts.iter()? {
+            let (_, v) = item?;
+            let part: PartRecord = decode(v.value())?;
+            set.insert(part.blob);
         }
         Ok(set)
     }

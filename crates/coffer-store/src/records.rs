@@ -115,3 +115,47 @@ mod tests {
         assert!(decode::<BucketRecord>(&[]).is_err());
     }
 }
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub upload_id: String,
+    pub key: String,
+    pub owner: String,
+    pub initiated_ms: i64,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub content_encoding: Option<String>,
+    #[serde(default)]
+    pub content_disposition: Option<String>,
+    #[serde(default)]
+    pub content_language: Option<String>,
+    #[serde(default)]
+    pub cache_control: Option<String>,
+    #[serde(default)]
+    pub expires: Option<String>,
+    #[serde(default)]
+    pub user_metadata: Vec<(String, String)>,
+    /// The checksum algorithm named at creation, as S3 spells it.
+    #[serde(default)]
+    pub checksum_algorithm: Option<String>,
+    /// The data key, sealed at creation and bound to the upload id.
+    #[serde(default)]
+    pub encryption: Option<EncryptionRecord>,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartRecord {
+    pub part_number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub blob: String,
+    pub last_modified_ms: i64,
+    #[serde(default)]
+    pub stream_salt: Option<[u8; 16]>,
+    /// (algorithm, base64 value) when the client sent one.
+    #[serde(default)]
+    pub checksum: Option<(String, String)>,
+}

@@ -1,6 +1,7 @@
 //! `coffer`: the binary. Parses the command line, environment and config file, prepares the
 //! data directory (TLS material, root credentials), and runs the server.
 
+mod chunk_guard;
 mod config;
 mod credentials;
 mod logging;

@@ -228,7 +228,13 @@ async fn handle(
     req.extensions_mut().insert(info);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match service.call(req.map(s3s::Body::from)).await {
+    // s3s buffers whole aws-chunked chunks at their declared size: bound them first.
+    let req = if crate::chunk_guard::is_aws_chunked(req.headers()) {
+        req.map(|body| s3s::Body::http_body(crate::chunk_guard::ChunkGuard::new(body)))
+    } else {
+        req.map(s3s::Body::from)
+    };
+    let mut resp = match service.call(req).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::error!(error = ?e, "unhandled service error");
