@@ -91,3 +91,25 @@ pub(crate) fn open_object_key(
         (Some(enc), Some(customer)) => open_sealed(customer, enc, bucket, key).map(Some),
     }
 }
+
+/// Seals an existing data key under a new customer key (key rotation), keeping its binding.
+pub(crate) fn reseal(
+    customer: &CustomerKey,
+    dek: &DataKey,
+    old: &EncryptionRecord,
+    bucket: &str,
+    key: &str,
+) -> Result<EncryptionRecord, CoreError> {
+    let binding = KeyBinding {
+        bucket,
+        key,
+        id: &old.binding_id,
+    };
+    let sealed = coffer_sse::seal_data_key(customer, dek, &binding)
+        .map_err(|e| CoreError::Internal(e.to_string()))?;
+    Ok(EncryptionRecord {
+        algorithm: old.algorithm.clone(),
+        binding_id: old.binding_id.clone(),
+        sealed_key: encode_sealed(&sealed),
+    })
+}

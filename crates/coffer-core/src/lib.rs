@@ -7,6 +7,7 @@
 mod bucket;
 pub mod checksum;
 mod conditions;
+mod copy;
 mod delete;
 mod encryption;
 mod error;
@@ -19,6 +20,7 @@ mod range;
 pub use bucket::BucketInfo;
 pub use checksum::{ChecksumAlgorithm, ChecksumHasher};
 pub use conditions::Conditions;
+pub use copy::{CopyObject, CopyOutcome, CopySource, MetadataDirective};
 pub use error::{BoxError, CoreError};
 pub use list::{ListPage, ListParams};
 pub use multipart::{

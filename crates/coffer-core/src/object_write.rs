@@ -62,6 +62,7 @@ pub struct PutObject {
 #[derive(Debug, Clone)]
 pub struct PutOutcome {
     pub etag: String,
+    pub last_modified_ms: i64,
     pub version_id: String,
     pub size: u64,
     pub checksum: Option<(ChecksumAlgorithm, String)>,
@@ -135,11 +136,12 @@ impl Coffer {
             .blocking(move |_| Ok(written.writer.commit_blocking()?))
             .await?;
 
+        let last_modified_ms = now_ms();
         let record = ObjectRecord {
             version_id: version_id.clone(),
             size,
             etag: etag.clone(),
-            last_modified_ms: now_ms(),
+            last_modified_ms,
             content_type: req.metadata.content_type,
             content_encoding: req.metadata.content_encoding,
             content_disposition: req.metadata.content_disposition,
@@ -182,6 +184,7 @@ impl Coffer {
 
         Ok(PutOutcome {
             etag,
+            last_modified_ms,
             version_id,
             size,
             checksum,

@@ -7,6 +7,7 @@
 
 mod access;
 mod bucket_ops;
+mod copy_ops;
 mod errors;
 mod host;
 mod list_ops;

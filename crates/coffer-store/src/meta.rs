@@ -163,6 +163,35 @@ impl MetaStore {
         Ok(replaced)
     }
 
+    /// Replaces the object's record only if its current version is still `expected_version`
+    /// (compare-and-swap, for metadata-only rewrites such as key rotation). Returns false when
+    /// the object changed or vanished in between.
+    pub fn replace_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected_version: &str,
+        record: &ObjectRecord,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let swapped = {
+            let mut objects = txn.open_table(OBJECTS)?;
+            let k = object_key(bucket, key);
+            let current = match objects.get(k.as_slice())? {
+                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                None => None,
+            };
+            if current.is_some_and(|c| c.version_id == expected_version) {
+                objects.insert(k.as_slice(), encode(record)?.as_slice())?;
+                true
+            } else {
+                false
+            }
+        };
+        txn.commit()?;
+        Ok(swapped)
+    }
+
     /// Removes the object; returns the removed record (whose blobs the caller may delete).
     pub fn delete_object(
         &self,
