@@ -25,6 +25,7 @@ impl Coffer {
             owner: owner.to_owned(),
             created_ms: now_ms(),
             region: region.to_owned(),
+            versioning: None,
         };
         let name = name.to_owned();
         let existing = self

@@ -22,6 +22,8 @@ pub struct CopySource {
     pub conditions: Conditions,
     /// `x-amz-copy-source-range` (UploadPartCopy only).
     pub range: Option<RangeSpec>,
+    /// `?versionId=` in `x-amz-copy-source`.
+    pub version_id: Option<String>,
 }
 
 pub enum MetadataDirective {
@@ -41,7 +43,9 @@ pub struct CopyObject {
 pub struct CopyOutcome {
     pub etag: String,
     pub last_modified_ms: i64,
-    pub version_id: String,
+    pub version_id: Option<String>,
+    /// The version of the source that was copied, when its bucket has versioning.
+    pub source_version_id: Option<String>,
     pub checksum: Option<(ChecksumAlgorithm, String)>,
     /// True when the copy re-sealed the data key in place instead of copying data.
     pub rotated_in_place: bool,
@@ -81,6 +85,7 @@ impl Coffer {
                     conditions: source.conditions,
                     customer_key: source.customer_key,
                     part_number: None,
+                    version_id: source.version_id,
                 },
                 true,
             )
@@ -99,8 +104,16 @@ impl Coffer {
         if self.store().meta().bucket(&req.bucket)?.is_none() {
             return Err(CoreError::NoSuchBucket);
         }
-        let in_place = req.source.bucket == req.bucket && req.source.key == req.key;
-        if in_place && req.source.customer_key.is_some() && req.customer_key.is_some() {
+        let in_place = req.source.bucket == req.bucket
+            && req.source.key == req.key
+            && req.source.version_id.is_none();
+        // Rotation re-seals in place. A versioned bucket keeps the old version, so there the
+        // copy writes a new version (with its own data key) through the normal path instead.
+        if in_place
+            && req.source.customer_key.is_some()
+            && req.customer_key.is_some()
+            && self.bucket_versioning(&req.bucket)?.is_none()
+        {
             return self.rotate_in_place(req).await;
         }
         let source_encrypted = req.source.customer_key.is_some();
@@ -114,6 +127,9 @@ impl Coffer {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
             ));
         }
+        let source_version_id = read
+            .versioned
+            .then(|| read.record.exposed_version_id().to_owned());
         let metadata = match req.metadata {
             MetadataDirective::Copy => metadata_of(&read.record),
             MetadataDirective::Replace(m) => m,
@@ -145,6 +161,7 @@ impl Coffer {
             etag: outcome.etag,
             last_modified_ms: outcome.last_modified_ms,
             version_id: outcome.version_id,
+            source_version_id,
             checksum: outcome.checksum,
             rotated_in_place: false,
         })
@@ -207,7 +224,8 @@ impl Coffer {
         Ok(CopyOutcome {
             etag: updated.etag,
             last_modified_ms: updated.last_modified_ms,
-            version_id: updated.version_id,
+            version_id: None,
+            source_version_id: None,
             checksum,
             rotated_in_place: true,
         })

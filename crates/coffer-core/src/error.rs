@@ -28,6 +28,11 @@ pub enum CoreError {
     InvalidRequest(String),
     #[error("The specified key does not exist.")]
     NoSuchKey,
+    #[error("The specified version does not exist.")]
+    NoSuchVersion,
+    /// The current version (`requested` false) or the requested version is a delete marker.
+    #[error("The specified method is not allowed against this resource.")]
+    DeleteMarker { version_id: String, requested: bool },
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou,
     #[error("The requested bucket name is not available.")]

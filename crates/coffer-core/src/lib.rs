@@ -16,11 +16,13 @@ mod multipart;
 mod object_read;
 mod object_write;
 mod range;
+mod versioning;
 
 pub use bucket::BucketInfo;
 pub use checksum::{ChecksumAlgorithm, ChecksumHasher};
 pub use conditions::Conditions;
 pub use copy::{CopyObject, CopyOutcome, CopySource, MetadataDirective};
+pub use delete::DeleteOutcome;
 pub use error::{BoxError, CoreError};
 pub use list::{ListPage, ListParams};
 pub use multipart::{
@@ -30,6 +32,7 @@ pub use multipart::{
 pub use object_read::{ObjectRead, ReadOptions};
 pub use object_write::{ExpectedChecksum, ObjectMetadata, PutObject, PutOutcome};
 pub use range::RangeSpec;
+pub use versioning::{ListVersionsParams, VersionEntry, VersionsPage};
 
 pub use coffer_store::{ObjectRecord, PartRecord, Store, UploadRecord};
 

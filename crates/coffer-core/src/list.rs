@@ -67,6 +67,11 @@ impl Coffer {
             let exhausted = batch.len() < SCAN_BATCH;
             let mut next_from = None;
             for entry in batch {
+                if entry.record.delete_marker {
+                    // Deleted in a versioned bucket: not listed, and rolls up into nothing.
+                    next_from = Some(entry.key.as_bytes().to_vec());
+                    continue;
+                }
                 let key_cp =
                     common_prefix(&entry.key, &params.prefix, delimiter).map(str::to_owned);
                 if count == params.max_keys {

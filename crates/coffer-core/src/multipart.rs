@@ -55,7 +55,7 @@ pub struct CompletePart {
 #[derive(Debug, Clone)]
 pub struct CompleteOutcome {
     pub etag: String,
-    pub version_id: String,
+    pub version_id: Option<String>,
     pub size: u64,
     pub checksum: Option<(ChecksumAlgorithm, String, bool)>,
     pub encrypted: bool,
@@ -355,22 +355,29 @@ impl Coffer {
                 })
                 .collect(),
             encryption: upload.encryption,
+            delete_marker: false,
+            null_version: false,
         };
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
-        self.blocking(move |store| {
-            let done = store.meta().complete_upload(&b, &k, &u, &record, &used)?;
-            if let Some(old) = done.replaced {
-                remove_blobs(store, &old);
-            }
-            for blob in done.unused_blobs.iter().filter_map(|b| BlobId::parse(b)) {
-                let _ = store.blobs().remove_blocking(&blob);
-            }
-            Ok(())
-        })
-        .await?;
+        let shown_version = self
+            .blocking(move |store| {
+                let done = store.meta().complete_upload(&b, &k, &u, &record, &used)?;
+                for old in &done.write.dropped {
+                    remove_blobs(store, old);
+                }
+                for blob in done.unused_blobs.iter().filter_map(|b| BlobId::parse(b)) {
+                    let _ = store.blobs().remove_blocking(&blob);
+                }
+                Ok(done
+                    .write
+                    .written
+                    .filter(|_| done.write.versioned)
+                    .map(|r| r.exposed_version_id().to_owned()))
+            })
+            .await?;
         Ok(CompleteOutcome {
             etag,
-            version_id,
+            version_id: shown_version,
             size,
             checksum,
             encrypted,

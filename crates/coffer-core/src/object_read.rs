@@ -26,10 +26,14 @@ pub struct ReadOptions {
     pub customer_key: Option<CustomerKey>,
     /// `?partNumber=N`: read only that part (segment) of the object.
     pub part_number: Option<u32>,
+    /// `?versionId=`: read that version instead of the current one.
+    pub version_id: Option<String>,
 }
 
 pub struct ObjectRead {
     pub record: ObjectRecord,
+    /// The bucket has versioning, so the version id is shown.
+    pub versioned: bool,
     /// The resolved inclusive byte range, when a range was asked for.
     pub range: Option<(u64, u64)>,
     /// Bytes the body will carry (plaintext).
@@ -48,14 +52,43 @@ impl Coffer {
         opts: ReadOptions,
         with_body: bool,
     ) -> Result<ObjectRead, CoreError> {
-        if self.store().meta().bucket(bucket)?.is_none() {
-            return Err(CoreError::NoSuchBucket);
-        }
-        let record = self
+        let versioned = self
             .store()
             .meta()
-            .object(bucket, key)?
-            .ok_or(CoreError::NoSuchKey)?;
+            .bucket(bucket)?
+            .ok_or(CoreError::NoSuchBucket)?
+            .versioning
+            .is_some();
+        let record = match &opts.version_id {
+            Some(v) => {
+                let r = self
+                    .store()
+                    .meta()
+                    .object_version(bucket, key, v)?
+                    .ok_or(CoreError::NoSuchVersion)?;
+                if r.delete_marker {
+                    return Err(CoreError::DeleteMarker {
+                        version_id: r.exposed_version_id().to_owned(),
+                        requested: true,
+                    });
+                }
+                r
+            }
+            None => {
+                let r = self
+                    .store()
+                    .meta()
+                    .object(bucket, key)?
+                    .ok_or(CoreError::NoSuchKey)?;
+                if r.delete_marker {
+                    return Err(CoreError::DeleteMarker {
+                        version_id: r.exposed_version_id().to_owned(),
+                        requested: false,
+                    });
+                }
+                r
+            }
+        };
         let data_key =
             crate::encryption::open_object_key(opts.customer_key.as_ref(), &record, bucket, key)?;
         drop(opts.customer_key);
@@ -81,6 +114,7 @@ impl Coffer {
             None
         };
         Ok(ObjectRead {
+            versioned,
             content_length: end_exclusive - start,
             record,
             range,

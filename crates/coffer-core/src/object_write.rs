@@ -63,7 +63,8 @@ pub struct PutObject {
 pub struct PutOutcome {
     pub etag: String,
     pub last_modified_ms: i64,
-    pub version_id: String,
+    /// The version id to show, when the bucket has versioning.
+    pub version_id: Option<String>,
     pub size: u64,
     pub checksum: Option<(ChecksumAlgorithm, String)>,
 }
@@ -160,28 +161,32 @@ impl Coffer {
                 etag: etag.clone(),
             }],
             encryption,
+            delete_marker: false,
+            null_version: false,
         };
         let (bucket, key) = (req.bucket, req.key);
-        self.blocking(move |store| {
-            match store.meta().put_object(&bucket, &key, &record) {
-                Ok(replaced) => {
-                    if let Some(old) = replaced {
-                        remove_blobs(store, &old);
+        let outcome = self
+            .blocking(
+                move |store| match store.meta().put_object(&bucket, &key, record) {
+                    Ok(outcome) => {
+                        for old in &outcome.dropped {
+                            remove_blobs(store, old);
+                        }
+                        Ok(outcome)
                     }
-                    Ok(())
-                }
-                Err(e) => {
-                    // The record never committed: its blob is ours to remove.
-                    let _ = store.blobs().remove_blocking(&blob);
-                    Err(match e {
-                        coffer_store::StoreError::NoSuchBucket => CoreError::NoSuchBucket,
-                        other => other.into(),
-                    })
-                }
-            }
-        })
-        .await?;
-
+                    Err(e) => {
+                        // The record never committed: its blob is ours to remove.
+                        let _ = store.blobs().remove_blocking(&blob);
+                        Err(e.into())
+                    }
+                },
+            )
+            .await?;
+        let version_id = outcome
+            .written
+            .as_ref()
+            .filter(|_| outcome.versioned)
+            .map(|r| r.exposed_version_id().to_owned());
         Ok(PutOutcome {
             etag,
             last_modified_ms,

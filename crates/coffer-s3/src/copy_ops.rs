@@ -8,21 +8,17 @@ use crate::CofferS3;
 use crate::object_ops::{object_metadata, set_checksum_fields, timestamp};
 use crate::ssec::{echo, take_customer_key};
 
-fn source_of(cs: &s3s::dto::CopySource) -> S3Result<(String, String)> {
+fn source_of(cs: &s3s::dto::CopySource) -> S3Result<(String, String, Option<String>)> {
     match cs {
         s3s::dto::CopySource::Bucket {
             bucket,
             key,
             version_id,
-        } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(
-                    NoSuchVersion,
-                    "The specified version does not exist."
-                ));
-            }
-            Ok((bucket.to_string(), key.to_string()))
-        }
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_deref().map(str::to_owned),
+        )),
         _ => Err(s3_error!(
             NotImplemented,
             "Copy sources other than bucket/key are not supported."
@@ -78,7 +74,7 @@ impl CofferS3 {
         mut req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         crate::ssec::drop_key_headers(&mut req.headers);
-        let (src_bucket, src_key) = source_of(&req.input.copy_source)?;
+        let (src_bucket, src_key, src_version) = source_of(&req.input.copy_source)?;
         self.check_source_access(&req, &src_bucket)?;
         let input = &mut req.input;
         let customer_key = take_customer_key(
@@ -141,6 +137,7 @@ impl CofferS3 {
                     customer_key: source_key,
                     conditions,
                     range: None,
+                    version_id: src_version,
                 },
                 bucket: input.bucket.clone(),
                 key: input.key.clone(),
@@ -167,6 +164,8 @@ impl CofferS3 {
         }
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(result),
+            version_id: outcome.version_id,
+            copy_source_version_id: outcome.source_version_id,
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,
             ..Default::default()
@@ -178,7 +177,7 @@ impl CofferS3 {
         mut req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         crate::ssec::drop_key_headers(&mut req.headers);
-        let (src_bucket, src_key) = source_of(&req.input.copy_source)?;
+        let (src_bucket, src_key, src_version) = source_of(&req.input.copy_source)?;
         self.check_source_access(&req, &src_bucket)?;
         let input = &mut req.input;
         let customer_key = take_customer_key(
@@ -219,6 +218,7 @@ impl CofferS3 {
                     customer_key: source_key,
                     conditions,
                     range,
+                    version_id: src_version,
                 },
                 UploadPart {
                     bucket: input.bucket.clone(),

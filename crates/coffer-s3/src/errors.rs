@@ -14,6 +14,26 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
         CoreError::NoSuchBucket => (C::NoSuchBucket, None),
         CoreError::NoSuchKey => (C::NoSuchKey, None),
         CoreError::NoSuchUpload => (C::NoSuchUpload, None),
+        CoreError::NoSuchVersion => (C::NoSuchVersion, None),
+        CoreError::DeleteMarker {
+            version_id,
+            requested,
+        } => {
+            let (code, status) = if *requested {
+                (C::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED)
+            } else {
+                (C::NoSuchKey, StatusCode::NOT_FOUND)
+            };
+            let mut e = S3Error::with_message(code, message);
+            e.set_status_code(status);
+            let mut headers = HeaderMap::new();
+            headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+            if let Ok(v) = HeaderValue::from_str(version_id) {
+                headers.insert("x-amz-version-id", v);
+            }
+            e.set_headers(headers);
+            return e;
+        }
         CoreError::InvalidPart(_) => (C::InvalidPart, None),
         CoreError::InvalidPartOrder => (C::InvalidPartOrder, None),
         CoreError::InvalidPartNumber => return invalid_part_number(),

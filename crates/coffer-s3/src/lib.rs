@@ -16,6 +16,7 @@ mod object_ops;
 mod service;
 mod ssec;
 mod users;
+mod versioning_ops;
 
 pub use host::CofferHost;
 pub use users::{User, UserDirectory};

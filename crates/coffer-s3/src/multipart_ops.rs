@@ -225,6 +225,7 @@ impl CofferS3 {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(ETag::Strong(outcome.etag)),
+            version_id: outcome.version_id,
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             ..Default::default()
         };

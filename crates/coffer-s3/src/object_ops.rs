@@ -303,6 +303,7 @@ impl CofferS3 {
             .map_err(|e| self.map_err(e))?;
         let mut output = PutObjectOutput {
             e_tag: Some(ETag::Strong(outcome.etag)),
+            version_id: outcome.version_id,
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,
             ..Default::default()
@@ -353,6 +354,7 @@ impl CofferS3 {
             ),
             customer_key,
             part_number,
+            version_id: input.version_id.take(),
         };
         let read = self
             .coffer
@@ -360,6 +362,9 @@ impl CofferS3 {
             .map_err(|e| self.map_err(e))?;
         let record = &read.record;
         let mut output = GetObjectOutput {
+            version_id: read
+                .versioned
+                .then(|| record.exposed_version_id().to_owned()),
             accept_ranges: Some("bytes".into()),
             body: read.body.map(StreamingBlob::wrap),
             content_length: i64::try_from(read.content_length).ok(),
@@ -461,6 +466,7 @@ impl CofferS3 {
             ),
             customer_key,
             part_number,
+            version_id: input.version_id.take(),
         };
         let read = self
             .coffer
@@ -468,6 +474,9 @@ impl CofferS3 {
             .map_err(|e| self.map_err(e))?;
         let record = &read.record;
         let mut output = HeadObjectOutput {
+            version_id: read
+                .versioned
+                .then(|| record.exposed_version_id().to_owned()),
             accept_ranges: Some("bytes".into()),
             content_length: i64::try_from(read.content_length).ok(),
             content_range: read
@@ -521,12 +530,21 @@ impl CofferS3 {
         &self,
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.coffer
-            .delete_object(&req.input.bucket, &req.input.key)
+        let outcome = self
+            .coffer
+            .delete_object(
+                &req.input.bucket,
+                &req.input.key,
+                req.input.version_id.as_deref(),
+            )
             .await
             .map_err(|e| self.map_err(e))?;
         Ok(S3Response::with_status(
-            DeleteObjectOutput::default(),
+            DeleteObjectOutput {
+                delete_marker: outcome.delete_marker.then_some(true),
+                version_id: outcome.version_id,
+                ..Default::default()
+            },
             http::StatusCode::NO_CONTENT,
         ))
     }
@@ -549,12 +567,23 @@ impl CofferS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.coffer.delete_object(&input.bucket, &obj.key).await {
-                Ok(()) => {
+            match self
+                .coffer
+                .delete_object(&input.bucket, &obj.key, obj.version_id.as_deref())
+                .await
+            {
+                Ok(outcome) => {
                     if !quiet {
+                        let marker_created = outcome.delete_marker && obj.version_id.is_none();
                         deleted.push(DeletedObject {
                             key: Some(obj.key),
-                            ..Default::default()
+                            version_id: obj.version_id.clone(),
+                            delete_marker: outcome.delete_marker.then_some(true),
+                            delete_marker_version_id: if marker_created {
+                                outcome.version_id
+                            } else {
+                                None
+                            },
                         });
                     }
                 }

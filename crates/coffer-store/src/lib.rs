@@ -11,6 +11,7 @@ mod error;
 mod meta;
 mod records;
 mod uploads;
+mod versions;
 
 pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
@@ -19,6 +20,7 @@ pub use records::{
     BucketRecord, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
 };
 pub use uploads::CompletedUpload;
+pub use versions::{VERSIONING_ENABLED, VERSIONING_SUSPENDED, WriteOutcome};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -18,6 +18,9 @@ pub(crate) const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(crate) const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
 /// Key: upload id, 0x00, part number (4 bytes big-endian).
 pub(crate) const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
+/// Every version of every key of buckets that have (ever) had versioning on. Key: bucket, 0x00,
+/// object key, 0x00, then the version's 16-byte id inverted so the newest version sorts first.
+pub(crate) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
 
 pub struct MetaStore {
     pub(crate) db: Database,
@@ -52,6 +55,7 @@ impl MetaStore {
         txn.open_table(OBJECTS)?;
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
+        txn.open_table(VERSIONS)?;
         txn.commit()?;
         Ok(Self { db })
     }
@@ -116,7 +120,12 @@ impl MetaStore {
                     Some(item) => item?.0.value().starts_with(&prefix),
                     None => false,
                 };
-                if has_object || has_upload {
+                let versions = txn.open_table(VERSIONS)?;
+                let has_version = match versions.range(prefix.as_slice()..)?.next() {
+                    Some(item) => item?.0.value().starts_with(&prefix),
+                    None => false,
+                };
+                if has_object || has_upload || has_version {
                     DeleteBucketOutcome::NotEmpty
                 } else {
                     buckets.remove(name)?;
@@ -135,32 +144,6 @@ impl MetaStore {
             Some(v) => Ok(Some(decode(v.value())?)),
             None => Ok(None),
         }
-    }
-
-    /// Commits `record` as the object `bucket/key` and returns the record it replaced (whose
-    /// blobs the caller may now delete). Fails with `NoSuchBucket` if the bucket is gone.
-    pub fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        record: &ObjectRecord,
-    ) -> Result<Option<ObjectRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let replaced = {
-            let buckets = txn.open_table(BUCKETS)?;
-            if buckets.get(bucket)?.is_none() {
-                return Err(StoreError::NoSuchBucket);
-            }
-            let mut objects = txn.open_table(OBJECTS)?;
-            let encoded = encode(record)?;
-            let old = objects.insert(object_key(bucket, key).as_slice(), encoded.as_slice())?;
-            match old {
-                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
-                None => None,
-            }
-        };
-        txn.commit()?;
-        Ok(replaced)
     }
 
     /// Replaces the object's record only if its current version is still `expected_version`
@@ -190,25 +173,6 @@ impl MetaStore {
         };
         txn.commit()?;
         Ok(swapped)
-    }
-
-    /// Removes the object; returns the removed record (whose blobs the caller may delete).
-    pub fn delete_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<ObjectRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let removed = {
-            let mut objects = txn.open_table(OBJECTS)?;
-            let old = objects.remove(object_key(bucket, key).as_slice())?;
-            match old {
-                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
-                None => None,
-            }
-        };
-        txn.commit()?;
-        Ok(removed)
     }
 
     /// Up to `limit` objects of `bucket` whose keys start with `prefix`, in key order, beginning
@@ -269,6 +233,12 @@ impl MetaStore {
             let record: ObjectRecord = decode(v.value())?;
             set.extend(record.segments.into_iter().map(|s| s.blob));
         }
+        let versions = txn.open_table(VERSIONS)?;
+        for item in versions.iter()? {
+            let (_, v) = item?;
+            let record: ObjectRecord = decode(v.value())?;
+            set.extend(record.segments.into_iter().map(|s| s.blob));
+        }
         let parts = txn.open_table(PARTS)?;
         for item in parts.iter()? {
             let (_, v) = item?;
@@ -306,6 +276,8 @@ mod tests {
                 etag: String::new(),
             }],
             encryption: None,
+            delete_marker: false,
+            null_version: false,
         }
     }
 
@@ -317,19 +289,20 @@ mod tests {
             owner: "o".into(),
             created_ms: 1,
             region: "r".into(),
+            versioning: None,
         };
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());
         assert!(matches!(
-            meta.put_object("nope", "k", &object("x")),
+            meta.put_object("nope", "k", object("x")),
             Err(StoreError::NoSuchBucket)
         ));
         for k in ["a", "a/1", "a/2", "b", "c/x"] {
-            meta.put_object("b", k, &object(k)).unwrap();
+            meta.put_object("b", k, object(k)).unwrap();
         }
         // a bucket whose name is a prefix of another must not leak into its scans
         meta.create_bucket("bb", &rec).unwrap();
-        meta.put_object("bb", "zzz", &object("zzz")).unwrap();
+        meta.put_object("bb", "zzz", object("zzz")).unwrap();
         let keys = |v: Vec<ObjectEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
         assert_eq!(
             keys(meta.scan_objects("b", "", b"", true, 100).unwrap()),
@@ -349,7 +322,7 @@ mod tests {
         );
         assert_eq!(meta.referenced_blobs().unwrap().len(), 6);
         for k in ["a", "a/1", "a/2", "b", "c/x"] {
-            assert!(meta.delete_object("b", k).unwrap().is_some());
+            assert_eq!(meta.delete_object("b", k, None).unwrap().dropped.len(), 1);
         }
         assert_eq!(
             meta.delete_bucket("b").unwrap(),

@@ -32,6 +32,9 @@ pub struct BucketRecord {
     /// Creation time, milliseconds since the Unix epoch.
     pub created_ms: i64,
     pub region: String,
+    /// "Enabled" or "Suspended"; absent for buckets that never had versioning.
+    #[serde(default)]
+    pub versioning: Option<String>,
 }
 
 /// One stored object version (today: the current version of a key).
@@ -65,6 +68,23 @@ pub struct ObjectRecord {
     pub segments: Vec<Segment>,
     #[serde(default)]
     pub encryption: Option<EncryptionRecord>,
+    /// A delete marker: no data, hides older versions.
+    #[serde(default)]
+    pub delete_marker: bool,
+    /// The version clients call "null" (written while versioning was off or suspended).
+    #[serde(default)]
+    pub null_version: bool,
+}
+
+impl ObjectRecord {
+    /// The version id clients see.
+    pub fn exposed_version_id(&self) -> &str {
+        if self.null_version {
+            "null"
+        } else {
+            &self.version_id
+        }
+    }
 }
 
 /// A run of object bytes stored in one blob.
@@ -102,6 +122,7 @@ mod tests {
             owner: "root".into(),
             created_ms: 42,
             region: "us-east-1".into(),
+            versioning: None,
         };
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes[0], FORMAT_V1);

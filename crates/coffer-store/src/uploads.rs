@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::meta::{BUCKETS, OBJECTS, PARTS, UPLOADS, object_key};
+use crate::meta::{BUCKETS, PARTS, UPLOADS, object_key};
 use crate::records::{decode, encode};
 use crate::{MetaStore, ObjectRecord, PartRecord, StoreError, UploadRecord};
 
@@ -27,8 +27,8 @@ fn part_key(upload_id: &str, part_number: u32) -> Vec<u8> {
 /// What Complete leaves for the caller to clean up.
 #[derive(Debug, Default)]
 pub struct CompletedUpload {
-    /// The object version the new one replaced.
-    pub replaced: Option<ObjectRecord>,
+    /// The committed object and the versions it displaced.
+    pub write: crate::WriteOutcome,
     /// Blobs of uploaded parts that the completed object does not use.
     pub unused_blobs: Vec<String>,
 }
@@ -170,15 +170,9 @@ impl MetaStore {
                 .filter(|p| !used_parts.contains(&p.part_number))
                 .map(|p| p.blob)
                 .collect();
-            let mut objects = txn.open_table(OBJECTS)?;
-            let encoded = encode(object)?;
-            let replaced =
-                match objects.insert(object_key(bucket, key).as_slice(), encoded.as_slice())? {
-                    Some(v) => Some(decode::<ObjectRecord>(v.value())?),
-                    None => None,
-                };
+            let write = crate::versions::write_current(&txn, bucket, key, object.clone())?;
             CompletedUpload {
-                replaced,
+                write,
                 unused_blobs,
             }
         };
@@ -317,6 +311,7 @@ mod tests {
             owner: "o".into(),
             created_ms: 0,
             region: "r".into(),
+            versioning: None,
         };
         meta.create_bucket("b", &b).unwrap();
         meta.create_upload("b", &upload("u1", "k")).unwrap();
@@ -387,6 +382,8 @@ mod tests {
             checksum: None,
             segments: vec![],
             encryption: None,
+            delete_marker: false,
+            null_version: false,
         };
         let done = meta
             .complete_upload("b", "k", "u1", &object, &[1, 3])

@@ -1,0 +1,417 @@
+//! Object writes and deletes under the three versioning states of a bucket, each in one
+//! transaction:
+//! - never versioned: the `objects` table holds the one (null) version of each key;
+//! - Enabled: every write adds a version; deletes add delete markers;
+//! - Suspended: writes and deletes replace the key's null version.
+//!
+//! Buckets that have had versioning keep every version in `versions` (newest first per key)
+//! and the current one also in `objects`, so plain listings never look at history.
+
+use std::ops::Bound;
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::meta::{BUCKETS, OBJECTS, VERSIONS, object_key};
+use crate::records::{decode, encode};
+use crate::{BucketRecord, MetaStore, ObjectRecord, StoreError};
+
+pub const VERSIONING_ENABLED: &str = "Enabled";
+pub const VERSIONING_SUSPENDED: &str = "Suspended";
+
+/// The key of one version: bucket, 0, key, 0, inverted version id bytes (newest first).
+fn version_key(bucket: &str, key: &str, version_id: &str) -> Vec<u8> {
+    let mut k = object_key(bucket, key);
+    k.push(0);
+    k.extend(version_sort_bytes(version_id));
+    k
+}
+
+fn version_sort_bytes(version_id: &str) -> Vec<u8> {
+    match hex::decode(version_id) {
+        Ok(raw) => raw.into_iter().map(|b| !b).collect(),
+        // Not one of our ids: still unique and stable, sorted after ours.
+        Err(_) => version_id.bytes().collect(),
+    }
+}
+
+fn key_versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut k = object_key(bucket, key);
+    k.push(0);
+    k
+}
+
+/// What a write or delete left behind.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    /// Versions that no longer exist; their blobs may be removed.
+    pub dropped: Vec<ObjectRecord>,
+    /// The record as committed (its `null_version` set by the bucket's state).
+    pub written: Option<ObjectRecord>,
+    /// Whether the bucket has versioning (so version ids are shown to clients).
+    pub versioned: bool,
+}
+
+fn bucket_record(txn: &WriteTransaction, bucket: &str) -> Result<BucketRecord, StoreError> {
+    let table = txn.open_table(BUCKETS)?;
+    let v = table.get(bucket)?.ok_or(StoreError::NoSuchBucket)?;
+    decode(v.value())
+}
+
+/// Finds the null version of a key among its versions.
+fn find_null_version(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectRecord>, StoreError> {
+    let versions = txn.open_table(VERSIONS)?;
+    find_null_in(&versions, bucket, key)
+}
+
+fn find_null_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<ObjectRecord>, StoreError> {
+    let prefix = key_versions_prefix(bucket, key);
+    for item in versions.range(prefix.as_slice()..)? {
+        let (k, v) = item?;
+        if !k.value().starts_with(&prefix) {
+            break;
+        }
+        let rec: ObjectRecord = decode(v.value())?;
+        if rec.null_version {
+            return Ok(Some(rec));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes `record` the current version of `bucket/key` under the bucket's versioning state.
+pub(crate) fn write_current(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    mut record: ObjectRecord,
+) -> Result<WriteOutcome, StoreError> {
+    let state = bucket_record(txn, bucket)?.versioning;
+    let okey = object_key(bucket, key);
+    let mut objects = txn.open_table(OBJECTS)?;
+    let mut outcome = WriteOutcome::default();
+    match state.as_deref() {
+        None => {
+            record.null_version = false;
+            let old = objects.insert(okey.as_slice(), encode(&record)?.as_slice())?;
+            if let Some(v) = old {
+                outcome.dropped.push(decode(v.value())?);
+            }
+        }
+        Some(s) => {
+            outcome.versioned = true;
+            record.null_version = s == VERSIONING_SUSPENDED;
+            let mut versions = txn.open_table(VERSIONS)?;
+            if record.null_version
+                && let Some(old_null) = find_null_in(&versions, bucket, key)?
+            {
+                versions.remove(version_key(bucket, key, &old_null.version_id).as_slice())?;
+                outcome.dropped.push(old_null);
+            }
+            versions.insert(
+                version_key(bucket, key, &record.version_id).as_slice(),
+                encode(&record)?.as_slice(),
+            )?;
+            objects.insert(okey.as_slice(), encode(&record)?.as_slice())?;
+        }
+    }
+    outcome.written = Some(record);
+    Ok(outcome)
+}
+
+impl MetaStore {
+    /// Commits `record` as the current version of `bucket/key`.
+    pub fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        record: ObjectRecord,
+    ) -> Result<WriteOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = write_current(&txn, bucket, key, record)?;
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// DELETE without a version id: removes the object in an unversioned bucket, or adds
+    /// `marker` (a delete marker record) as the new current version in a versioned one.
+    pub fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        marker: Option<ObjectRecord>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let state = bucket_record(&txn, bucket)?.versioning;
+        let outcome = match (state, marker) {
+            (Some(_), Some(marker)) => write_current(&txn, bucket, key, marker)?,
+            _ => {
+                let mut objects = txn.open_table(OBJECTS)?;
+                let old = objects.remove(object_key(bucket, key).as_slice())?;
+                let mut outcome = WriteOutcome::default();
+                if let Some(v) = old {
+                    outcome.dropped.push(decode(v.value())?);
+                }
+                outcome
+            }
+        };
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// DELETE with a version id: removes that version for good. When it was the current
+    /// one, the next newest version (maybe a delete marker) becomes current.
+    pub fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let state = bucket_record(&txn, bucket)?.versioning;
+        let okey = object_key(bucket, key);
+        let removed = {
+            let mut objects = txn.open_table(OBJECTS)?;
+            if state.is_none() {
+                // Unversioned: only the null version exists.
+                let current = match objects.get(okey.as_slice())? {
+                    Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                    None => None,
+                };
+                match current {
+                    Some(c) if version_id == "null" || c.version_id == version_id => {
+                        objects.remove(okey.as_slice())?;
+                        Some(c)
+                    }
+                    _ => None,
+                }
+            } else {
+                let target = if version_id == "null" {
+                    find_null_version(&txn, bucket, key)?
+                } else {
+                    let versions = txn.open_table(VERSIONS)?;
+                    let found =
+                        match versions.get(version_key(bucket, key, version_id).as_slice())? {
+                            Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                            None => None,
+                        };
+                    found
+                };
+                match target {
+                    None => None,
+                    Some(t) => {
+                        let mut versions = txn.open_table(VERSIONS)?;
+                        versions.remove(version_key(bucket, key, &t.version_id).as_slice())?;
+                        let current_id = match objects.get(okey.as_slice())? {
+                            Some(v) => Some(decode::<ObjectRecord>(v.value())?.version_id),
+                            None => None,
+                        };
+                        if current_id.as_deref() == Some(t.version_id.as_str()) {
+                            let prefix = key_versions_prefix(bucket, key);
+                            let next = match versions.range(prefix.as_slice()..)?.next() {
+                                Some(item) => {
+                                    let (k, v) = item?;
+                                    if k.value().starts_with(&prefix) {
+                                        Some(v.value().to_vec())
+                                    } else {
+                                        None
+                                    }
+                                }
+                                None => None,
+                            };
+                            match next {
+                                Some(bytes) => {
+                                    objects.insert(okey.as_slice(), bytes.as_slice())?;
+                                }
+                                None => {
+                                    objects.remove(okey.as_slice())?;
+                                }
+                            }
+                        }
+                        Some(t)
+                    }
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// One version of a key (`"null"` names the null version).
+    pub fn object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: &str,
+    ) -> Result<Option<ObjectRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        if version_id != "null" {
+            if let Some(v) = versions.get(version_key(bucket, key, version_id).as_slice())? {
+                return Ok(Some(decode(v.value())?));
+            }
+        } else {
+            let prefix = key_versions_prefix(bucket, key);
+            for item in versions.range(prefix.as_slice()..)? {
+                let (k, v) = item?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                let rec: ObjectRecord = decode(v.value())?;
+                if rec.null_version {
+                    return Ok(Some(rec));
+                }
+            }
+        }
+        // Unversioned buckets (and objects written before versioning) live only in `objects`.
+        let objects = txn.open_table(OBJECTS)?;
+        match objects.get(object_key(bucket, key).as_slice())? {
+            Some(v) => {
+                let rec: ObjectRecord = decode(v.value())?;
+                let matches = if version_id == "null" {
+                    rec.null_version || !self.bucket_versioned(bucket)?
+                } else {
+                    rec.version_id == version_id
+                };
+                Ok(matches.then_some(rec))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn bucket_versioned(&self, bucket: &str) -> Result<bool, StoreError> {
+        Ok(self.bucket(bucket)?.is_some_and(|b| b.versioning.is_some()))
+    }
+
+    /// Turns versioning on ("Enabled") or pauses it ("Suspended"). The first time, every
+    /// existing object becomes the null version in the version history.
+    pub fn set_versioning(&self, bucket: &str, state: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut rec = bucket_record(&txn, bucket)?;
+            if rec.versioning.is_none() {
+                let objects = txn.open_table(OBJECTS)?;
+                let mut versions = txn.open_table(VERSIONS)?;
+                let prefix = object_key(bucket, "");
+                for item in objects.range(prefix.as_slice()..)? {
+                    let (k, v) = item?;
+                    if !k.value().starts_with(&prefix) {
+                        break;
+                    }
+                    let mut record: ObjectRecord = decode(v.value())?;
+                    record.null_version = true;
+                    let key = std::str::from_utf8(&k.value()[prefix.len()..])
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    versions.insert(
+                        version_key(bucket, key, &record.version_id).as_slice(),
+                        encode(&record)?.as_slice(),
+                    )?;
+                }
+                drop(objects);
+                // Rewrite current records with the null flag set.
+                let mut objects = txn.open_table(OBJECTS)?;
+                let mut updates = Vec::new();
+                for item in objects.range(prefix.as_slice()..)? {
+                    let (k, v) = item?;
+                    if !k.value().starts_with(&prefix) {
+                        break;
+                    }
+                    let mut record: ObjectRecord = decode(v.value())?;
+                    record.null_version = true;
+                    updates.push((k.value().to_vec(), encode(&record)?));
+                }
+                for (k, v) in updates {
+                    objects.insert(k.as_slice(), v.as_slice())?;
+                }
+            }
+            rec.versioning = Some(state.to_owned());
+            let mut buckets = txn.open_table(BUCKETS)?;
+            buckets.insert(bucket, encode(&rec)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Versions of `bucket` under `prefix` in listing order (key ascending, newest first),
+    /// starting after the (`key`, `version_id`) marker, at most `limit`.
+    pub fn scan_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after_key: &str,
+        after_version: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, ObjectRecord)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let versions = txn.open_table(VERSIONS)?;
+        let bucket_prefix = object_key(bucket, "");
+        let full_prefix = object_key(bucket, prefix);
+        let start: Bound<Vec<u8>> = if after_key.is_empty() && after_version.is_none() {
+            Bound::Included(full_prefix.clone())
+        } else {
+            match after_version {
+                // After every version of after_key.
+                None => {
+                    let mut k = key_versions_prefix(bucket, after_key);
+                    k.push(0xFF);
+                    Bound::Included(k)
+                }
+                Some(v) => {
+                    let id = if v == "null" {
+                        self.object_version(bucket, after_key, "null")?
+                            .map(|r| r.version_id)
+                            .unwrap_or_default()
+                    } else {
+                        v.to_owned()
+                    };
+                    Bound::Excluded(version_key(bucket, after_key, &id))
+                }
+            }
+        };
+        let start = match start {
+            Bound::Included(k) | Bound::Excluded(k) if k < full_prefix => {
+                Bound::Included(full_prefix.clone())
+            }
+            other => other,
+        };
+        let range: (Bound<&[u8]>, Bound<&[u8]>) = match &start {
+            Bound::Included(k) => (Bound::Included(k.as_slice()), Bound::Unbounded),
+            Bound::Excluded(k) => (Bound::Excluded(k.as_slice()), Bound::Unbounded),
+            Bound::Unbounded => (Bound::Unbounded, Bound::Unbounded),
+        };
+        let mut out = Vec::new();
+        for item in versions.range(range)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            let k = k.value();
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            // bucket \0 key \0 <16 id bytes>: the key is what lies between.
+            let rest = &k[bucket_prefix.len()..];
+            let key_end = rest.len().saturating_sub(17);
+            let key = std::str::from_utf8(&rest[..key_end])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((key.to_owned(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// The current version id of a key (to tell which listed version is the latest).
+    pub fn current_version_id(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.object(bucket, key)?.map(|r| r.version_id))
+    }
+}
