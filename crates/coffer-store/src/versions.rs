@@ -67,6 +67,17 @@ fn find_null_version(
     find_null_in(&versions, bucket, key)
 }
 
+fn read_version(
+    txn: &WriteTransaction,
+    bucket: &str,
+    key: &str,
+    version_id: &str,
+) -> Result<Option<ObjectRecord>, StoreError> {
+    let versions = txn.open_table(VERSIONS)?;
+    let guard = versions.get(version_key(bucket, key, version_id).as_slice())?;
+    guard.map(|v| decode::<ObjectRecord>(v.value())).transpose()
+}
+
 fn find_null_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     versions: &T,
     bucket: &str,
@@ -196,13 +207,7 @@ impl MetaStore {
                 let target = if version_id == "null" {
                     find_null_version(&txn, bucket, key)?
                 } else {
-                    let versions = txn.open_table(VERSIONS)?;
-                    let found =
-                        match versions.get(version_key(bucket, key, version_id).as_slice())? {
-                            Some(v) => Some(decode::<ObjectRecord>(v.value())?),
-                            None => None,
-                        };
-                    found
+                    read_version(&txn, bucket, key, version_id)?
                 };
                 match target {
                     None => None,
