@@ -1,6 +1,6 @@
 """The customer key never leaves the request: with COFFER_LOG=trace, after SSE-C PUT/GET/HEAD (succeeding and failing,
 over HTTPS and refused over HTTP, through raw requests, boto3 and the aws CLI), no file under the data dir and no line
-the server printed contains the raw key, its base64 (standard or URL-safe), its hex, or its MD5 (base64 or hex).
+the server printed contains the raw key, its base64 (standard or URL-safe), its hex, its MD5 (base64 or hex) or its unsalted SHA-256.
 """
 
 import base64
@@ -24,6 +24,9 @@ def needles(key: bytes) -> dict:
         "key HEX": key.hex().upper().encode(),
         "key-MD5 base64": base64.b64encode(md5),
         "key-MD5 hex": md5.hex().encode(),
+        "key SHA-256 hex": hashlib.sha256(key).hexdigest().encode(),
+        "key SHA-256 base64": base64.b64encode(hashlib.sha256(key).digest()),
+        "key SHA-256 raw": hashlib.sha256(key).digest(),
         # how Rust's Debug prints a byte array / a `bytes::Bytes`
         "key as Debug [u8]": ", ".join(str(b) for b in key).encode(),
         "key as Debug Bytes": "".join(_bytes_debug(b) for b in key).encode(),

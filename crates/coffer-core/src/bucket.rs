@@ -70,10 +70,21 @@ impl Coffer {
     pub async fn delete_bucket(&self, name: &str) -> Result<(), CoreError> {
         let name = name.to_owned();
         match self
-            .blocking(move |s| Ok(s.meta().delete_bucket(&name)?))
+            .blocking(move |s| {
+                let outcome = s.meta().delete_bucket(&name)?;
+                if let DeleteBucketOutcome::Deleted { orphaned_blobs } = &outcome {
+                    for blob in orphaned_blobs
+                        .iter()
+                        .filter_map(|b| coffer_store::BlobId::parse(b))
+                    {
+                        let _ = s.blobs().remove_blocking(&blob);
+                    }
+                }
+                Ok(outcome)
+            })
             .await?
         {
-            DeleteBucketOutcome::Deleted => Ok(()),
+            DeleteBucketOutcome::Deleted { .. } => Ok(()),
             DeleteBucketOutcome::NoSuchBucket => Err(CoreError::NoSuchBucket),
             DeleteBucketOutcome::NotEmpty => Err(CoreError::BucketNotEmpty),
         }

@@ -52,6 +52,40 @@ impl Conditions {
     }
 }
 
+/// `If-Match` / `If-None-Match` on a write (PutObject, CompleteMultipartUpload): checked
+/// against the current version inside the committing transaction.
+#[derive(Debug, Clone, Default)]
+pub struct WriteConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+impl WriteConditions {
+    pub fn is_empty(&self) -> bool {
+        self.if_match.is_none() && self.if_none_match.is_none()
+    }
+
+    pub(crate) fn check(
+        &self,
+        current: Option<&coffer_store::ObjectRecord>,
+    ) -> Result<(), coffer_store::ConditionFailure> {
+        use coffer_store::ConditionFailure as F;
+        if let Some(list) = &self.if_match {
+            match current {
+                None => return Err(F::NoSuchKey),
+                Some(c) if !etag_list_matches(list, &c.etag) => return Err(F::PreconditionFailed),
+                Some(_) => {}
+            }
+        }
+        if let (Some(list), Some(c)) = (&self.if_none_match, current)
+            && etag_list_matches(list, &c.etag)
+        {
+            return Err(F::PreconditionFailed);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

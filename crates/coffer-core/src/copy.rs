@@ -153,6 +153,7 @@ impl Coffer {
                     checksum,
                     metadata,
                     customer_key: req.customer_key,
+                    conditions: crate::WriteConditions::default(),
                 },
                 body,
             )

@@ -80,7 +80,19 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::NoSuchBucket => CoreError::NoSuchBucket,
             StoreError::NoSuchUpload => CoreError::NoSuchUpload,
+            StoreError::Condition(coffer_store::ConditionFailure::PreconditionFailed) => {
+                CoreError::PreconditionFailed
+            }
+            StoreError::Condition(coffer_store::ConditionFailure::NoSuchKey) => {
+                CoreError::NoSuchKey
+            }
             other => CoreError::Store(other),
         }
+    }
+}
+
+impl From<coffer_store::ConditionFailure> for CoreError {
+    fn from(e: coffer_store::ConditionFailure) -> Self {
+        CoreError::from(StoreError::Condition(e))
     }
 }

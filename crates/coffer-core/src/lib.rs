@@ -20,7 +20,7 @@ mod versioning;
 
 pub use bucket::BucketInfo;
 pub use checksum::{ChecksumAlgorithm, ChecksumHasher};
-pub use conditions::Conditions;
+pub use conditions::{Conditions, WriteConditions};
 pub use copy::{CopyObject, CopyOutcome, CopySource, MetadataDirective};
 pub use delete::DeleteOutcome;
 pub use error::{BoxError, CoreError};

@@ -263,6 +263,7 @@ impl Coffer {
         upload_id: &str,
         parts: Vec<CompletePart>,
         customer_key: Option<CustomerKey>,
+        conditions: crate::WriteConditions,
     ) -> Result<CompleteOutcome, CoreError> {
         let upload = self.upload(bucket, key, upload_id)?;
         match (&upload.encryption, &customer_key) {
@@ -359,9 +360,19 @@ impl Coffer {
             null_version: false,
         };
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        if !conditions.is_empty() {
+            let current = self.store().meta().object(bucket, key)?;
+            conditions.check(current.as_ref().filter(|c| !c.delete_marker))?;
+        }
         let shown_version = self
             .blocking(move |store| {
-                let done = store.meta().complete_upload(&b, &k, &u, &record, &used)?;
+                let unconditional = conditions.is_empty();
+                let check = move |c: Option<&ObjectRecord>| conditions.check(c);
+                let condition: Option<&coffer_store::WriteCondition> =
+                    if unconditional { None } else { Some(&check) };
+                let done = store
+                    .meta()
+                    .complete_upload(&b, &k, &u, &record, &used, condition)?;
                 for old in &done.write.dropped {
                     remove_blobs(store, old);
                 }

@@ -12,6 +12,7 @@ use coffer_store::{BlobId, EncryptionRecord, ObjectRecord, Segment, Store};
 use futures::StreamExt as _;
 use md5::Digest as _;
 
+use crate::WriteConditions;
 use crate::{
     BoxError, ByteStream, ChecksumAlgorithm, ChecksumHasher, Coffer, CoreError, new_version_id,
     now_ms,
@@ -57,6 +58,7 @@ pub struct PutObject {
     pub checksum: ExpectedChecksum,
     pub metadata: ObjectMetadata,
     pub customer_key: Option<CustomerKey>,
+    pub conditions: WriteConditions,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,13 @@ impl Coffer {
     ) -> Result<PutOutcome, CoreError> {
         if self.store().meta().bucket(&req.bucket)?.is_none() {
             return Err(CoreError::NoSuchBucket);
+        }
+        // Fail early, before the body, when the condition already fails; it is checked again
+        // atomically at commit.
+        if !req.conditions.is_empty() {
+            let current = self.store().meta().object(&req.bucket, &req.key)?;
+            req.conditions
+                .check(current.as_ref().filter(|c| !c.delete_marker))?;
         }
         let content_md5 = match &req.content_md5 {
             Some(b64) => Some(decode_md5(b64)?),
@@ -164,10 +173,14 @@ impl Coffer {
             delete_marker: false,
             null_version: false,
         };
-        let (bucket, key) = (req.bucket, req.key);
+        let (bucket, key, conditions) = (req.bucket, req.key, req.conditions);
         let outcome = self
-            .blocking(
-                move |store| match store.meta().put_object(&bucket, &key, record) {
+            .blocking(move |store| {
+                let unconditional = conditions.is_empty();
+                let check = move |c: Option<&ObjectRecord>| conditions.check(c);
+                let condition: Option<&coffer_store::WriteCondition> =
+                    if unconditional { None } else { Some(&check) };
+                match store.meta().put_object(&bucket, &key, record, condition) {
                     Ok(outcome) => {
                         for old in &outcome.dropped {
                             remove_blobs(store, old);
@@ -179,8 +192,8 @@ impl Coffer {
                         let _ = store.blobs().remove_blocking(&blob);
                         Err(e.into())
                     }
-                },
-            )
+                }
+            })
             .await?;
         let version_id = outcome
             .written

@@ -102,7 +102,13 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
 /// that went away. s3s reports these as opaque stream errors; tell them apart by their text.
 fn body_error(source: &(dyn std::error::Error + Send + Sync)) -> S3Error {
     let text = source.to_string();
-    if text.contains("SignatureMismatch") {
+    if text.contains("Sha256Mismatch") {
+        S3Error::with_message(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+        .with_status(StatusCode::BAD_REQUEST)
+    } else if text.contains("SignatureMismatch") {
         S3Error::with_message(
             S3ErrorCode::SignatureDoesNotMatch,
             "The request signature we calculated does not match the signature you provided.",
@@ -138,4 +144,15 @@ pub(crate) fn invalid_part_number() -> S3Error {
     );
     e.set_status_code(StatusCode::RANGE_NOT_SATISFIABLE);
     e
+}
+
+trait WithStatus {
+    fn with_status(self, status: StatusCode) -> Self;
+}
+
+impl WithStatus for S3Error {
+    fn with_status(mut self, status: StatusCode) -> Self {
+        self.set_status_code(status);
+        self
+    }
 }

@@ -13,7 +13,7 @@ use crate::object_ops::timestamp;
 const MAX_KEYS: i32 = 1000;
 
 /// `encoding-type=url`: percent-encode everything but unreserved characters and `/`, as S3 does.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
@@ -34,7 +34,7 @@ fn max_keys(v: Option<i32>) -> S3Result<usize> {
     }
 }
 
-fn wants_url_encoding(e: Option<&EncodingType>) -> S3Result<bool> {
+pub(crate) fn wants_url_encoding(e: Option<&EncodingType>) -> S3Result<bool> {
     match e.map(EncodingType::as_str) {
         None => Ok(false),
         Some(v) if v.eq_ignore_ascii_case("url") => Ok(true),

@@ -210,6 +210,7 @@ impl CofferS3 {
                 Ok(CompletePart { part_number, etag })
             })
             .collect::<S3Result<Vec<_>>>()?;
+        let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
         let outcome = self
             .coffer
             .complete_multipart_upload(
@@ -218,6 +219,7 @@ impl CofferS3 {
                 &input.upload_id,
                 parts,
                 customer_key,
+                crate::object_ops::write_conditions(&req.headers),
             )
             .await
             .map_err(|e| self.map_err(e))?;
@@ -241,12 +243,20 @@ impl CofferS3 {
             );
             output.checksum_type = Some(checksum_type_dto(full));
         }
+        // s3s's output type for Complete has no SSE-C fields: echo them as headers.
         let mut resp = S3Response::new(output);
-        if outcome.encrypted {
-            resp.headers.insert(
-                "x-amz-server-side-encryption-customer-algorithm",
-                http::HeaderValue::from_static(coffer_sse::SSE_C_ALGORITHM),
-            );
+        let algorithm = sse_algorithm.or_else(|| {
+            outcome
+                .encrypted
+                .then(|| coffer_sse::SSE_C_ALGORITHM.to_owned())
+        });
+        if let Some(v) = algorithm.and_then(|a| http::HeaderValue::from_str(&a).ok()) {
+            resp.headers
+                .insert("x-amz-server-side-encryption-customer-algorithm", v);
+        }
+        if let Some(v) = sse_key_md5.and_then(|m| http::HeaderValue::from_str(&m).ok()) {
+            resp.headers
+                .insert("x-amz-server-side-encryption-customer-key-md5", v);
         }
         Ok(resp)
     }
@@ -372,13 +382,21 @@ impl CofferS3 {
             .coffer
             .list_multipart_uploads(&input.bucket, &params)
             .map_err(|e| self.map_err(e))?;
+        let encode = crate::list_ops::wants_url_encoding(input.encoding_type.as_ref())?;
+        let enc = |s: String| {
+            if encode {
+                crate::list_ops::url_encode(&s)
+            } else {
+                s
+            }
+        };
         let uploads = page
             .uploads
             .into_iter()
             .map(|u| {
                 let checksum = upload_checksum(&u);
                 MultipartUpload {
-                    key: Some(u.key),
+                    key: Some(enc(u.key)),
                     upload_id: Some(u.upload_id),
                     initiated: Some(timestamp(u.initiated_ms)),
                     initiator: Some(Initiator {
@@ -395,15 +413,17 @@ impl CofferS3 {
         let prefixes = page
             .common_prefixes
             .into_iter()
-            .map(|p| CommonPrefix { prefix: Some(p) })
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
             .collect();
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
-            prefix: input.prefix,
-            delimiter: input.delimiter,
-            key_marker: Some(input.key_marker.unwrap_or_default()),
+            prefix: input.prefix.map(enc),
+            delimiter: input.delimiter.map(enc),
+            key_marker: Some(enc(input.key_marker.unwrap_or_default())),
             upload_id_marker: Some(input.upload_id_marker.unwrap_or_default()),
-            next_key_marker: page.next_key_marker.filter(|_| page.is_truncated),
+            next_key_marker: page.next_key_marker.filter(|_| page.is_truncated).map(enc),
             next_upload_id_marker: page.next_upload_id_marker.filter(|_| page.is_truncated),
             max_uploads: Some(max),
             is_truncated: Some(page.is_truncated),

@@ -76,6 +76,14 @@ pub(crate) fn object_metadata(
     }
 }
 
+/// `If-Match` / `If-None-Match` on a write, as raw header lists.
+pub(crate) fn write_conditions(headers: &HeaderMap) -> coffer_core::WriteConditions {
+    coffer_core::WriteConditions {
+        if_match: header_str(headers, "if-match"),
+        if_none_match: header_str(headers, "if-none-match"),
+    }
+}
+
 /// The decoded body length: aws-chunked uploads (every current SDK over HTTPS) send it in
 /// `x-amz-decoded-content-length` and often no Content-Length at all.
 pub(crate) fn declared_length(
@@ -295,6 +303,7 @@ impl CofferS3 {
             checksum,
             metadata,
             customer_key,
+            conditions: write_conditions(&req.headers),
         };
         let outcome = self
             .coffer

@@ -71,6 +71,14 @@ impl CofferS3 {
             .bucket(&input.bucket)
             .map_err(|e| self.map_err(e))?
             .owner;
+        let encode = crate::list_ops::wants_url_encoding(input.encoding_type.as_ref())?;
+        let enc = |s: String| {
+            if encode {
+                crate::list_ops::url_encode(&s)
+            } else {
+                s
+            }
+        };
         let params = ListVersionsParams {
             prefix: input.prefix.clone().unwrap_or_default(),
             delimiter: input.delimiter.clone(),
@@ -88,7 +96,7 @@ impl CofferS3 {
             let version_id = Some(v.record.exposed_version_id().to_owned());
             if v.record.delete_marker {
                 markers.push(DeleteMarkerEntry {
-                    key: Some(v.key),
+                    key: Some(enc(v.key)),
                     version_id,
                     is_latest: Some(v.is_latest),
                     last_modified: Some(timestamp(v.record.last_modified_ms)),
@@ -96,7 +104,7 @@ impl CofferS3 {
                 });
             } else {
                 versions.push(ObjectVersion {
-                    key: Some(v.key),
+                    key: Some(enc(v.key)),
                     version_id,
                     is_latest: Some(v.is_latest),
                     last_modified: Some(timestamp(v.record.last_modified_ms)),
@@ -113,15 +121,17 @@ impl CofferS3 {
         let prefixes = page
             .common_prefixes
             .into_iter()
-            .map(|p| CommonPrefix { prefix: Some(p) })
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
             .collect();
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
-            prefix: Some(input.prefix.unwrap_or_default()),
-            delimiter: input.delimiter,
-            key_marker: Some(input.key_marker.unwrap_or_default()),
+            prefix: Some(enc(input.prefix.unwrap_or_default())),
+            delimiter: input.delimiter.map(enc),
+            key_marker: Some(enc(input.key_marker.unwrap_or_default())),
             version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
-            next_key_marker: page.next_key_marker.filter(|_| page.is_truncated),
+            next_key_marker: page.next_key_marker.filter(|_| page.is_truncated).map(enc),
             next_version_id_marker: page.next_version_id_marker.filter(|_| page.is_truncated),
             max_keys: Some(max),
             is_truncated: Some(page.is_truncated),

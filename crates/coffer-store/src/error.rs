@@ -14,6 +14,8 @@ pub enum StoreError {
     NoSuchBucket,
     #[error("no such upload")]
     NoSuchUpload,
+    #[error("write condition failed: {0:?}")]
+    Condition(crate::ConditionFailure),
 }
 
 macro_rules! from_redb {

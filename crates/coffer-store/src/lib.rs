@@ -20,7 +20,9 @@ pub use records::{
     BucketRecord, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
 };
 pub use uploads::CompletedUpload;
-pub use versions::{VERSIONING_ENABLED, VERSIONING_SUSPENDED, WriteOutcome};
+pub use versions::{
+    ConditionFailure, VERSIONING_ENABLED, VERSIONING_SUSPENDED, WriteCondition, WriteOutcome,
+};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -34,7 +34,10 @@ pub struct ObjectEntry {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeleteBucketOutcome {
-    Deleted,
+    /// Deleted; the blobs of its aborted multipart uploads may now be removed.
+    Deleted {
+        orphaned_blobs: Vec<String>,
+    },
     NoSuchBucket,
     NotEmpty,
 }
@@ -115,21 +118,37 @@ impl MetaStore {
                     Some(item) => item?.0.value().starts_with(&prefix),
                     None => false,
                 };
-                let uploads = txn.open_table(UPLOADS)?;
-                let has_upload = match uploads.range(prefix.as_slice()..)?.next() {
-                    Some(item) => item?.0.value().starts_with(&prefix),
-                    None => false,
-                };
                 let versions = txn.open_table(VERSIONS)?;
                 let has_version = match versions.range(prefix.as_slice()..)?.next() {
                     Some(item) => item?.0.value().starts_with(&prefix),
                     None => false,
                 };
-                if has_object || has_upload || has_version {
+                if has_object || has_version {
                     DeleteBucketOutcome::NotEmpty
                 } else {
+                    // Unfinished multipart uploads do not keep a bucket alive (as on AWS):
+                    // they go with it.
+                    let mut uploads = txn.open_table(UPLOADS)?;
+                    let mut doomed = Vec::new();
+                    for item in uploads.range(prefix.as_slice()..)? {
+                        let (k, v) = item?;
+                        if !k.value().starts_with(&prefix) {
+                            break;
+                        }
+                        let upload: crate::UploadRecord = decode(v.value())?;
+                        doomed.push((k.value().to_vec(), upload.upload_id));
+                    }
+                    let mut orphaned_blobs = Vec::new();
+                    for (k, upload_id) in doomed {
+                        uploads.remove(k.as_slice())?;
+                        orphaned_blobs.extend(
+                            crate::uploads::remove_parts(&txn, &upload_id)?
+                                .into_iter()
+                                .map(|p| p.blob),
+                        );
+                    }
                     buckets.remove(name)?;
-                    DeleteBucketOutcome::Deleted
+                    DeleteBucketOutcome::Deleted { orphaned_blobs }
                 }
             }
         };
@@ -294,15 +313,15 @@ mod tests {
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());
         assert!(matches!(
-            meta.put_object("nope", "k", object("x")),
+            meta.put_object("nope", "k", object("x"), None),
             Err(StoreError::NoSuchBucket)
         ));
         for k in ["a", "a/1", "a/2", "b", "c/x"] {
-            meta.put_object("b", k, object(k)).unwrap();
+            meta.put_object("b", k, object(k), None).unwrap();
         }
         // a bucket whose name is a prefix of another must not leak into its scans
         meta.create_bucket("bb", &rec).unwrap();
-        meta.put_object("bb", "zzz", object("zzz")).unwrap();
+        meta.put_object("bb", "zzz", object("zzz"), None).unwrap();
         let keys = |v: Vec<ObjectEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
         assert_eq!(
             keys(meta.scan_objects("b", "", b"", true, 100).unwrap()),
@@ -326,7 +345,9 @@ mod tests {
         }
         assert_eq!(
             meta.delete_bucket("b").unwrap(),
-            DeleteBucketOutcome::Deleted
+            DeleteBucketOutcome::Deleted {
+                orphaned_blobs: vec![]
+            }
         );
         assert_eq!(
             meta.delete_bucket("b").unwrap(),

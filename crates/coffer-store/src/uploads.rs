@@ -152,6 +152,7 @@ impl MetaStore {
         upload_id: &str,
         object: &ObjectRecord,
         used_parts: &[u32],
+        condition: Option<&crate::WriteCondition>,
     ) -> Result<CompletedUpload, StoreError> {
         let txn = self.db.begin_write()?;
         let outcome = {
@@ -170,7 +171,8 @@ impl MetaStore {
                 .filter(|p| !used_parts.contains(&p.part_number))
                 .map(|p| p.blob)
                 .collect();
-            let write = crate::versions::write_current(&txn, bucket, key, object.clone())?;
+            let write =
+                crate::versions::write_current(&txn, bucket, key, object.clone(), condition)?;
             CompletedUpload {
                 write,
                 unused_blobs,
@@ -245,7 +247,7 @@ impl MetaStore {
     }
 }
 
-fn remove_parts(
+pub(crate) fn remove_parts(
     txn: &redb::WriteTransaction,
     upload_id: &str,
 ) -> Result<Vec<PartRecord>, StoreError> {
@@ -362,10 +364,6 @@ mod tests {
             ids(meta.scan_uploads("b", "z", "", "", 10).unwrap()),
             ["u3"]
         );
-        assert_eq!(
-            meta.delete_bucket("b").unwrap(),
-            crate::DeleteBucketOutcome::NotEmpty
-        );
 
         let object = ObjectRecord {
             version_id: "v".into(),
@@ -386,13 +384,13 @@ mod tests {
             null_version: false,
         };
         let done = meta
-            .complete_upload("b", "k", "u1", &object, &[1, 3])
+            .complete_upload("b", "k", "u1", &object, &[1, 3], None)
             .unwrap();
         assert_eq!(done.unused_blobs, ["c"]);
         assert!(meta.parts("u1", 0, 100).unwrap().is_empty());
         assert!(meta.object("b", "k").unwrap().is_some());
         assert!(matches!(
-            meta.complete_upload("b", "k", "u1", &object, &[]),
+            meta.complete_upload("b", "k", "u1", &object, &[], None),
             Err(StoreError::NoSuchUpload)
         ));
         assert!(meta.abort_upload("b", "k", "u2").unwrap().is_empty());

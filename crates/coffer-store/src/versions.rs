@@ -40,6 +40,18 @@ fn key_versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
     k
 }
 
+/// Why a conditional write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionFailure {
+    PreconditionFailed,
+    NoSuchKey,
+}
+
+/// A check of the current version (`None` when there is none) made inside the write's
+/// transaction, for `If-Match` / `If-None-Match` on writes.
+pub type WriteCondition =
+    dyn Fn(Option<&ObjectRecord>) -> Result<(), ConditionFailure> + Send + Sync;
+
 /// What a write or delete left behind.
 #[derive(Debug, Default)]
 pub struct WriteOutcome {
@@ -103,10 +115,19 @@ pub(crate) fn write_current(
     bucket: &str,
     key: &str,
     mut record: ObjectRecord,
+    condition: Option<&WriteCondition>,
 ) -> Result<WriteOutcome, StoreError> {
     let state = bucket_record(txn, bucket)?.versioning;
     let okey = object_key(bucket, key);
     let mut objects = txn.open_table(OBJECTS)?;
+    if let Some(check) = condition {
+        // Conditional writes are decided inside the transaction that commits them.
+        let current = match objects.get(okey.as_slice())? {
+            Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+            None => None,
+        };
+        check(current.as_ref().filter(|c| !c.delete_marker)).map_err(StoreError::Condition)?;
+    }
     let mut outcome = WriteOutcome::default();
     match state.as_deref() {
         None => {
@@ -144,9 +165,10 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         record: ObjectRecord,
+        condition: Option<&WriteCondition>,
     ) -> Result<WriteOutcome, StoreError> {
         let txn = self.db.begin_write()?;
-        let outcome = write_current(&txn, bucket, key, record)?;
+        let outcome = write_current(&txn, bucket, key, record, condition)?;
         txn.commit()?;
         Ok(outcome)
     }
@@ -162,7 +184,7 @@ impl MetaStore {
         let txn = self.db.begin_write()?;
         let state = bucket_record(&txn, bucket)?.versioning;
         let outcome = match (state, marker) {
-            (Some(_), Some(marker)) => write_current(&txn, bucket, key, marker)?,
+            (Some(_), Some(marker)) => write_current(&txn, bucket, key, marker, None)?,
             _ => {
                 let mut objects = txn.open_table(OBJECTS)?;
                 let old = objects.remove(object_key(bucket, key).as_slice())?;

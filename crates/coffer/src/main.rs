@@ -4,6 +4,7 @@
 mod chunk_guard;
 mod config;
 mod credentials;
+mod drain;
 mod logging;
 mod server;
 mod tls;

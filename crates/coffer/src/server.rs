@@ -219,22 +219,19 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn handle(
-    service: S3Service,
-    info: ConnectionInfo,
-    mut req: Request<Incoming>,
-) -> Result<Response<s3s::Body>, Infallible> {
-    let request_id = new_request_id();
-    req.extensions_mut().insert(info);
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    // s3s buffers whole aws-chunked chunks at their declared size: bound them first.
+async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s3s::Body> {
+    // s3s buffers whole aws-chunked chunks at their declared size: bound them first. A body
+    // refused before it was read is drained, so the client reads the error instead of a reset.
     let req = if crate::chunk_guard::is_aws_chunked(req.headers()) {
-        req.map(|body| s3s::Body::http_body(crate::chunk_guard::ChunkGuard::new(body)))
+        req.map(|body| {
+            s3s::Body::http_body(crate::drain::DrainOnDrop::new(
+                crate::chunk_guard::ChunkGuard::new(body),
+            ))
+        })
     } else {
-        req.map(s3s::Body::from)
+        req.map(|body| s3s::Body::http_body(crate::drain::DrainOnDrop::new(body)))
     };
-    let mut resp = match service.call(req).await {
+    match service.call(req).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::error!(error = ?e, "unhandled service error");
@@ -244,6 +241,21 @@ async fn handle(
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
             r
         }
+    }
+}
+
+async fn handle(
+    service: S3Service,
+    info: ConnectionInfo,
+    mut req: Request<Incoming>,
+) -> Result<Response<s3s::Body>, Infallible> {
+    let request_id = new_request_id();
+    req.extensions_mut().insert(info);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match refuse_oversized_xml(&req) {
+        Some(refusal) => refusal,
+        None => call_service(&service, req).await,
     };
     let status = resp.status();
     // s3s error bodies carry neither Resource nor RequestId; S3 clients show both.
@@ -277,6 +289,60 @@ async fn handle(
         tracing::debug!(%method, %path, status = status.as_u16(), request_id, "request");
     }
     Ok(resp)
+}
+
+/// Largest XML request body (DeleteObjects, CompleteMultipartUpload, configurations): s3s
+/// buffers these whole, and answers an oversized one with a 500, so refuse it up front.
+const MAX_XML_BODY: u64 = 20 * 1024 * 1024;
+const XML_SUBRESOURCES: [&str; 14] = [
+    "delete",
+    "uploadId",
+    "versioning",
+    "cors",
+    "policy",
+    "tagging",
+    "acl",
+    "lifecycle",
+    "encryption",
+    "website",
+    "logging",
+    "notification",
+    "replication",
+    "object-lock",
+];
+
+fn refuse_oversized_xml(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
+    let len: u64 = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    if len <= MAX_XML_BODY || req.method() == http::Method::GET {
+        return None;
+    }
+    let query = req.uri().query().unwrap_or("");
+    let names: Vec<&str> = query
+        .split('&')
+        .map(|kv| kv.split('=').next().unwrap_or(""))
+        .collect();
+    // PUT ?uploadId is UploadPart (data), not Complete (XML).
+    let xml = XML_SUBRESOURCES
+        .iter()
+        .any(|s| names.contains(s) && !(*s == "uploadId" && req.method() == http::Method::PUT));
+    if !xml {
+        return None;
+    }
+    let mut r = Response::new(s3s::Body::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code><Message>Your request was too big.</Message></Error>".to_owned(),
+    ));
+    *r.status_mut() = http::StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    Some(r)
 }
 
 fn print_banner(
