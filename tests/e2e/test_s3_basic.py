@@ -76,8 +76,18 @@ def test_valid_unusual_bucket_names_are_accepted(server, s3):
         s3.head_bucket(Bucket=name)
 
 
-def test_create_existing_own_bucket_is_bucket_already_owned_by_you(s3, bucket):
-    assert_client_error(s3.create_bucket, 409, "BucketAlreadyOwnedByYou", Bucket=bucket)
+def test_create_existing_own_bucket_is_bucket_already_owned_by_you(s3, bucket, start_server):
+    # us-east-1 keeps AWS's legacy answer: re-creating your own bucket is a 200 that changes nothing.
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"1")
+    assert s3.create_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"1"
+    # Every other region answers 409 BucketAlreadyOwnedByYou.
+    srv = start_server(args=["--region", "eu-west-1"])
+    eu = srv.client(region="eu-west-1")
+    name = unique_bucket("eu")
+    cfg = {"LocationConstraint": "eu-west-1"}
+    eu.create_bucket(Bucket=name, CreateBucketConfiguration=cfg)
+    assert_client_error(eu.create_bucket, 409, "BucketAlreadyOwnedByYou", Bucket=name, CreateBucketConfiguration=cfg)
 
 
 def test_head_bucket(server, s3, bucket):

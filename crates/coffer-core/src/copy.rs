@@ -237,15 +237,18 @@ impl Coffer {
         &self,
         source: CopySource,
         part: UploadPart,
-    ) -> Result<(PartOutcome, i64), CoreError> {
+    ) -> Result<(PartOutcome, i64, Option<String>), CoreError> {
         // Check the target upload (and its key) before reading anything from the source.
         self.upload(&part.bucket, &part.key, &part.upload_id)?;
         let (read, body) = self.open_copy_source(source)?;
+        let source_version_id = read
+            .versioned
+            .then(|| read.record.exposed_version_id().to_owned());
         let part = UploadPart {
             expected_len: Some(read.content_length),
             ..part
         };
         let outcome = self.upload_part(part, body).await?;
-        Ok((outcome, now_ms()))
+        Ok((outcome, now_ms(), source_version_id))
     }
 }

@@ -32,7 +32,11 @@ pub enum CoreError {
     NoSuchVersion,
     /// The current version (`requested` false) or the requested version is a delete marker.
     #[error("The specified method is not allowed against this resource.")]
-    DeleteMarker { version_id: String, requested: bool },
+    DeleteMarker {
+        version_id: String,
+        requested: bool,
+        last_modified_ms: i64,
+    },
     #[error("Your previous request to create the named bucket succeeded and you already own it.")]
     BucketAlreadyOwnedByYou,
     #[error("The requested bucket name is not available.")]

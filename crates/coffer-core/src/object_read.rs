@@ -70,6 +70,7 @@ impl Coffer {
                     return Err(CoreError::DeleteMarker {
                         version_id: r.exposed_version_id().to_owned(),
                         requested: true,
+                        last_modified_ms: r.last_modified_ms,
                     });
                 }
                 r
@@ -84,6 +85,7 @@ impl Coffer {
                     return Err(CoreError::DeleteMarker {
                         version_id: r.exposed_version_id().to_owned(),
                         requested: false,
+                        last_modified_ms: r.last_modified_ms,
                     });
                 }
                 r

@@ -105,18 +105,20 @@ impl Coffer {
             .filter(|v| !v.is_empty() && !after_key.is_empty());
         let mut count = 0usize;
         let mut current_cache: Option<(String, Option<String>)> = None;
+        // Fetch no more than the page needs (plus one, to know whether it is truncated).
+        let batch_size = params.max_keys.saturating_add(1).min(1000);
         loop {
             let batch = meta.scan_versions(
                 bucket,
                 &params.prefix,
                 &after_key,
                 after_version.as_deref(),
-                1000,
+                batch_size,
             )?;
             if batch.is_empty() {
                 break;
             }
-            let exhausted = batch.len() < 1000;
+            let exhausted = batch.len() < batch_size;
             let mut skip_group: Option<String> = None;
             for (key, record) in batch {
                 if let Some(cp) = delimiter.and_then(|d| {

@@ -50,10 +50,17 @@ impl CofferS3 {
                 ));
             }
         }
-        self.coffer
+        match self
+            .coffer
             .create_bucket(&input.bucket, &user.name, &self.settings.region)
             .await
-            .map_err(|e| self.map_err(e))?;
+        {
+            Ok(()) => {}
+            // AWS's legacy us-east-1 answer: re-creating your own bucket succeeds and changes nothing.
+            Err(coffer_core::CoreError::BucketAlreadyOwnedByYou)
+                if self.settings.region == "us-east-1" => {}
+            Err(e) => return Err(self.map_err(e)),
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{}", input.bucket)),
         }))
@@ -118,6 +125,41 @@ impl CofferS3 {
         if let Some(prefix) = &req.input.prefix {
             buckets.retain(|b| b.name.starts_with(prefix.as_str()));
         }
+        if let Some(region) = &req.input.bucket_region {
+            buckets.retain(|b| &b.region == region);
+        }
+        // Pagination: the token is the last bucket name of the previous page (names are public
+        // to their owner anyway), in the URL-safe base64 S3 clients pass back untouched.
+        if let Some(token) = &req.input.continuation_token {
+            use base64::Engine as _;
+            let after = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    s3_error!(
+                        InvalidArgument,
+                        "The continuation token provided is incorrect"
+                    )
+                })?;
+            buckets.retain(|b| b.name > after);
+        }
+        let max = match req.input.max_buckets {
+            None => usize::MAX,
+            Some(n) if !(1..=10_000).contains(&n) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be between 1 and 10000."
+                ));
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let continuation_token = (buckets.len() > max).then(|| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(buckets[max - 1].name.as_bytes())
+        });
+        buckets.truncate(max);
         let buckets = buckets
             .into_iter()
             .map(|b| Bucket {
@@ -128,6 +170,8 @@ impl CofferS3 {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
+            continuation_token,
+            prefix: req.input.prefix.clone(),
             owner: Some(owner_of(&user.name)),
             ..Default::default()
         }))

@@ -209,7 +209,7 @@ impl CofferS3 {
             if_modified_since: input.copy_source_if_modified_since.take().map(seconds),
             if_unmodified_since: input.copy_source_if_unmodified_since.take().map(seconds),
         };
-        let (outcome, last_modified_ms) = self
+        let (outcome, last_modified_ms, source_version_id) = self
             .coffer
             .upload_part_copy(
                 CopySource {
@@ -251,6 +251,7 @@ impl CofferS3 {
         }
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),
+            copy_source_version_id: source_version_id,
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,
             ..Default::default()

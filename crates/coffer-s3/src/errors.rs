@@ -18,6 +18,7 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
         CoreError::DeleteMarker {
             version_id,
             requested,
+            last_modified_ms,
         } => {
             let (code, status) = if *requested {
                 (C::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED)
@@ -30,6 +31,9 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
             headers.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
             if let Ok(v) = HeaderValue::from_str(version_id) {
                 headers.insert("x-amz-version-id", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&crate::object_ops::http_date(*last_modified_ms)) {
+                headers.insert(http::header::LAST_MODIFIED, v);
             }
             e.set_headers(headers);
             return e;
@@ -136,14 +140,13 @@ pub(crate) fn sse_header_error(err: SseHeaderError) -> S3Error {
     S3Error::with_message(code, err.to_string())
 }
 
-/// `InvalidPartNumber` (416), a code s3s does not know by name.
+/// A `partNumber` the object does not have: 400 `InvalidPart`, what ceph/s3-tests and Apache
+/// Ozone's reading of AWS expect (AWS's error table also lists a 416 `InvalidPartNumber`).
 pub(crate) fn invalid_part_number() -> S3Error {
-    let mut e = S3Error::with_message(
-        S3ErrorCode::Custom("InvalidPartNumber".into()),
-        "The requested partnumber is not satisfiable",
-    );
-    e.set_status_code(StatusCode::RANGE_NOT_SATISFIABLE);
-    e
+    S3Error::with_message(
+        S3ErrorCode::InvalidPart,
+        "The requested part number is not satisfiable for this object.",
+    )
 }
 
 trait WithStatus {

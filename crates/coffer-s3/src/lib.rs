@@ -13,6 +13,7 @@ mod host;
 mod list_ops;
 mod multipart_ops;
 mod object_ops;
+pub mod prefilter;
 mod service;
 mod ssec;
 mod users;

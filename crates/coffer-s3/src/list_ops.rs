@@ -118,11 +118,12 @@ impl CofferS3 {
         let enc = |s: Option<String>| s.map(|s| if encode { url_encode(&s) } else { s });
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(enc(input.prefix).unwrap_or_default()),
+            // botocore does not URL-decode Prefix in v1 answers, and AWS sends it raw there.
+            prefix: Some(input.prefix.unwrap_or_default()),
             marker: Some(enc(input.marker).unwrap_or_default()),
             next_marker: enc(next_marker),
             max_keys: Some(input.max_keys.unwrap_or(MAX_KEYS)),
-            delimiter: enc(input.delimiter),
+            delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
             is_truncated: Some(is_truncated),
             contents: Some(r.contents),
             common_prefixes: Some(r.prefixes),
@@ -188,7 +189,7 @@ impl CofferS3 {
             continuation_token: input.continuation_token,
             next_continuation_token: next_token,
             start_after: enc(input.start_after),
-            delimiter: enc(input.delimiter),
+            delimiter: enc(input.delimiter.filter(|d| !d.is_empty())),
             is_truncated: Some(is_truncated),
             contents: Some(r.contents),
             common_prefixes: Some(r.prefixes),

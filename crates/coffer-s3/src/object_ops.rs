@@ -583,12 +583,11 @@ impl CofferS3 {
             {
                 Ok(outcome) => {
                     if !quiet {
-                        let marker_created = outcome.delete_marker && obj.version_id.is_none();
                         deleted.push(DeletedObject {
                             key: Some(obj.key),
                             version_id: obj.version_id.clone(),
                             delete_marker: outcome.delete_marker.then_some(true),
-                            delete_marker_version_id: if marker_created {
+                            delete_marker_version_id: if outcome.delete_marker {
                                 outcome.version_id
                             } else {
                                 None

@@ -79,6 +79,17 @@ impl CofferS3 {
                 s
             }
         };
+        if input
+            .version_id_marker
+            .as_deref()
+            .is_some_and(|v| !v.is_empty())
+            && input.key_marker.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(s3_error!(
+                InvalidArgument,
+                "A version-id marker cannot be specified without a key marker."
+            ));
+        }
         let params = ListVersionsParams {
             prefix: input.prefix.clone().unwrap_or_default(),
             delimiter: input.delimiter.clone(),

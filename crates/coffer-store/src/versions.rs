@@ -79,6 +79,35 @@ fn find_null_version(
     find_null_in(&versions, bucket, key)
 }
 
+/// Version ids sort newest first, and "newest" must mean "committed last": a version id taken
+/// when a request started may be older than one committed meanwhile (or share its
+/// millisecond). So, inside the committing transaction, the id is raised above the key's
+/// newest version if needed. (SSE-C keys stay bound to the id they were sealed with, kept in
+/// the encryption record.)
+fn commit_ordered_id<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    versions: &T,
+    bucket: &str,
+    key: &str,
+    proposed: &str,
+) -> Result<String, StoreError> {
+    let Ok(mut id) = u128::from_str_radix(proposed, 16) else {
+        return Ok(proposed.to_owned());
+    };
+    let prefix = key_versions_prefix(bucket, key);
+    if let Some(item) = versions.range(prefix.as_slice()..)?.next() {
+        let (k, v) = item?;
+        if k.value().starts_with(&prefix) {
+            let newest: ObjectRecord = decode(v.value())?;
+            if let Ok(n) = u128::from_str_radix(&newest.version_id, 16)
+                && id <= n
+            {
+                id = n.saturating_add(1);
+            }
+        }
+    }
+    Ok(format!("{id:032x}"))
+}
+
 fn read_version(
     txn: &WriteTransaction,
     bucket: &str,
@@ -141,6 +170,7 @@ pub(crate) fn write_current(
             outcome.versioned = true;
             record.null_version = s == VERSIONING_SUSPENDED;
             let mut versions = txn.open_table(VERSIONS)?;
+            record.version_id = commit_ordered_id(&versions, bucket, key, &record.version_id)?;
             if record.null_version
                 && let Some(old_null) = find_null_in(&versions, bucket, key)?
             {

@@ -253,10 +253,18 @@ async fn handle(
     req.extensions_mut().insert(info);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match refuse_oversized_xml(&req) {
+    let mut resp = match refuse_before_routing(&req) {
         Some(refusal) => refusal,
         None => call_service(&service, req).await,
     };
+    if let Some(bytes) = resp.body().bytes()
+        && let Ok(text) = std::str::from_utf8(&bytes)
+        && let Some((status, body)) =
+            coffer_s3::prefilter::rewrite_error(&method, resp.status(), text)
+    {
+        *resp.status_mut() = status;
+        *resp.body_mut() = s3s::Body::from(body);
+    }
     let status = resp.status();
     // s3s error bodies carry neither Resource nor RequestId; S3 clients show both.
     if status.as_u16() >= 400
@@ -291,53 +299,16 @@ async fn handle(
     Ok(resp)
 }
 
-/// Largest XML request body (DeleteObjects, CompleteMultipartUpload, configurations): s3s
-/// buffers these whole, and answers an oversized one with a 500, so refuse it up front.
-const MAX_XML_BODY: u64 = 20 * 1024 * 1024;
-const XML_SUBRESOURCES: [&str; 14] = [
-    "delete",
-    "uploadId",
-    "versioning",
-    "cors",
-    "policy",
-    "tagging",
-    "acl",
-    "lifecycle",
-    "encryption",
-    "website",
-    "logging",
-    "notification",
-    "replication",
-    "object-lock",
-];
-
-fn refuse_oversized_xml(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
-    let len: u64 = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()?;
-    if len <= MAX_XML_BODY || req.method() == http::Method::GET {
-        return None;
-    }
-    let query = req.uri().query().unwrap_or("");
-    let names: Vec<&str> = query
-        .split('&')
-        .map(|kv| kv.split('=').next().unwrap_or(""))
-        .collect();
-    // PUT ?uploadId is UploadPart (data), not Complete (XML).
-    let xml = XML_SUBRESOURCES
-        .iter()
-        .any(|s| names.contains(s) && !(*s == "uploadId" && req.method() == http::Method::PUT));
-    if !xml {
-        return None;
-    }
-    let mut r = Response::new(s3s::Body::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MaxMessageLengthExceeded</Code><Message>Your request was too big.</Message></Error>".to_owned(),
-    ));
-    *r.status_mut() = http::StatusCode::BAD_REQUEST;
+fn refuse_before_routing(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
+    let refusal =
+        coffer_s3::prefilter::refuse_before_routing(req.method(), req.uri(), req.headers())?;
+    let mut r = Response::new(s3s::Body::from(refusal.xml()));
+    *r.status_mut() = refusal.status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    // The body was not read: do not keep the connection for a client still sending it.
     r.headers_mut().insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),

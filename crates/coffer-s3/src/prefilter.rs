@@ -1,0 +1,164 @@
+//! Checks made on the raw request before s3s routes it, for cases s3s gets wrong: an XML body
+//! too large to buffer (s3s answers 500), and presigned URLs whose `X-Amz-Expires` is
+//! negative (s3s calls that malformed, AWS calls it expired) or beyond the 7-day limit.
+
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+/// The largest XML request body (DeleteObjects, CompleteMultipartUpload, configurations).
+pub const MAX_XML_BODY: u64 = 20 * 1024 * 1024;
+/// Presigned URLs live at most 7 days.
+const MAX_PRESIGNED_EXPIRY_SECS: i64 = 604_800;
+
+const XML_SUBRESOURCES: [&str; 14] = [
+    "delete",
+    "uploadId",
+    "versioning",
+    "cors",
+    "policy",
+    "tagging",
+    "acl",
+    "lifecycle",
+    "encryption",
+    "website",
+    "logging",
+    "notification",
+    "replication",
+    "object-lock",
+];
+
+/// An S3 error to send instead of routing the request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: &'static str,
+}
+
+impl Refusal {
+    /// The error as an S3 XML body.
+    pub fn xml(&self) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message></Error>",
+            self.code, self.message
+        )
+    }
+}
+
+fn query_params(uri: &Uri) -> Vec<(&str, &str)> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect()
+}
+
+pub fn refuse_before_routing(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Refusal> {
+    let params = query_params(uri);
+    if let Some((_, v)) = params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("X-Amz-Expires"))
+    {
+        match v.parse::<i64>() {
+            Ok(n) if n < 0 => {
+                return Some(Refusal {
+                    status: StatusCode::FORBIDDEN,
+                    code: "AccessDenied",
+                    message: "Request has expired",
+                });
+            }
+            Ok(n) if n > MAX_PRESIGNED_EXPIRY_SECS => {
+                return Some(Refusal {
+                    status: StatusCode::FORBIDDEN,
+                    code: "AccessDenied",
+                    message: "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+                });
+            }
+            _ => {}
+        }
+    }
+    let len: u64 = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())?;
+    if len <= MAX_XML_BODY || *method == Method::GET {
+        return None;
+    }
+    // PUT ?uploadId is UploadPart (data), not Complete (XML).
+    let xml = params.iter().any(|(k, _)| {
+        XML_SUBRESOURCES.contains(k) && !(*k == "uploadId" && *method == Method::PUT)
+    });
+    xml.then_some(Refusal {
+        status: StatusCode::BAD_REQUEST,
+        code: "MaxMessageLengthExceeded",
+        message: "Your request was too big.",
+    })
+}
+
+/// Rewrites an error s3s produced where AWS answers differently: a browser POST whose form
+/// violates its policy is 403 `AccessDenied` on AWS (s3s says 400 `InvalidPolicyDocument`, and
+/// echoes the offending field values, which may include an SSE-C key field).
+pub fn rewrite_error(
+    method: &Method,
+    status: StatusCode,
+    body: &str,
+) -> Option<(StatusCode, String)> {
+    if *method != Method::POST
+        || status != StatusCode::BAD_REQUEST
+        || !body.contains("<Code>InvalidPolicyDocument</Code>")
+    {
+        return None;
+    }
+    let violated = ["Policy condition", "does not match"]
+        .iter()
+        .any(|m| body.contains(m));
+    violated.then(|| {
+        let r = Refusal {
+            status: StatusCode::FORBIDDEN,
+            code: "AccessDenied",
+            message: "Invalid according to Policy: Policy Condition failed",
+        };
+        (r.status, r.xml())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refuse(method: Method, uri: &str, len: Option<u64>) -> Option<&'static str> {
+        let mut headers = HeaderMap::new();
+        if let Some(l) = len {
+            headers.insert(http::header::CONTENT_LENGTH, l.into());
+        }
+        refuse_before_routing(&method, &uri.parse().unwrap(), &headers).map(|r| r.code)
+    }
+
+    #[test]
+    fn presigned_expiry_and_xml_size() {
+        assert_eq!(
+            refuse(Method::GET, "/b/k?X-Amz-Expires=-5", None),
+            Some("AccessDenied")
+        );
+        assert_eq!(
+            refuse(Method::GET, "/b/k?X-Amz-Expires=604801", None),
+            Some("AccessDenied")
+        );
+        assert_eq!(refuse(Method::GET, "/b/k?X-Amz-Expires=604800", None), None);
+        let big = MAX_XML_BODY + 1;
+        assert_eq!(
+            refuse(Method::POST, "/b?delete", Some(big)),
+            Some("MaxMessageLengthExceeded")
+        );
+        assert_eq!(
+            refuse(Method::POST, "/b/k?uploadId=x", Some(big)),
+            Some("MaxMessageLengthExceeded")
+        );
+        assert_eq!(
+            refuse(Method::PUT, "/b/k?partNumber=1&uploadId=x", Some(big)),
+            None
+        );
+        assert_eq!(refuse(Method::PUT, "/b/k", Some(big)), None);
+        assert_eq!(refuse(Method::POST, "/b?delete", Some(10)), None);
+    }
+}
