@@ -173,7 +173,6 @@ impl CofferS3 {
             continuation_token,
             prefix: req.input.prefix.clone(),
             owner: Some(owner_of(&user.name)),
-            ..Default::default()
         }))
     }
 }
