@@ -36,7 +36,10 @@ pub struct CopyObject {
     pub bucket: String,
     pub key: String,
     pub metadata: MetadataDirective,
+    /// The target's SSE-C key.
     pub customer_key: Option<CustomerKey>,
+    /// The target's server-side encryption, when not SSE-C.
+    pub server_side: Option<crate::ServerSide>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +125,7 @@ impl Coffer {
             && matches!(req.metadata, MetadataDirective::Copy)
             && !source_encrypted
             && req.customer_key.is_none()
+            && req.server_side.is_none()
         {
             return Err(CoreError::InvalidRequest(
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.".into(),
@@ -152,7 +156,7 @@ impl Coffer {
                     content_md5: None,
                     checksum,
                     metadata,
-                    customer_key: req.customer_key,
+                    encryption: crate::Encryption::from_parts(req.customer_key, req.server_side),
                     conditions: crate::WriteConditions::default(),
                 },
                 body,

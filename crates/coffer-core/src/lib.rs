@@ -10,6 +10,8 @@ mod conditions;
 mod copy;
 mod delete;
 mod encryption;
+use encryption::ServerKeys;
+pub use encryption::{Encryption, ServerSide, record_server_side};
 mod error;
 mod list;
 mod multipart;
@@ -49,13 +51,20 @@ pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + Sy
 #[derive(Clone)]
 pub struct Coffer {
     store: Arc<Store>,
+    keys: Arc<ServerKeys>,
 }
 
 impl Coffer {
-    pub fn new(store: Store) -> Self {
+    /// `master_key` is the server's own key for SSE-S3 and SSE-KMS objects.
+    pub fn new(store: Store, master_key: [u8; 32]) -> Self {
         Self {
             store: Arc::new(store),
+            keys: Arc::new(ServerKeys::new(master_key)),
         }
+    }
+
+    pub(crate) fn server_keys(&self) -> &ServerKeys {
+        &self.keys
     }
 
     pub fn store(&self) -> &Store {

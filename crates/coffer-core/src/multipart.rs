@@ -26,7 +26,7 @@ pub struct CreateUpload {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
     /// `FULL_OBJECT` (CRC algorithms only) or `COMPOSITE` (the default).
     pub full_object_checksum: bool,
-    pub customer_key: Option<CustomerKey>,
+    pub encryption: crate::Encryption,
 }
 
 pub struct UploadPart {
@@ -107,14 +107,15 @@ impl Coffer {
             ));
         }
         let upload_id = new_upload_id()?;
-        let encryption = match &req.customer_key {
-            Some(customer) => Some(
-                crate::encryption::seal_new_data_key(customer, &req.bucket, &req.key, &upload_id)?
-                    .1,
-            ),
-            None => None,
-        };
-        drop(req.customer_key);
+        let encryption = crate::encryption::seal_new_data_key(
+            self.server_keys(),
+            &req.encryption,
+            &req.bucket,
+            &req.key,
+            &upload_id,
+        )?
+        .map(|(_, record)| record);
+        drop(req.encryption);
         let checksum_algorithm = req.checksum_algorithm.map(|a| {
             if req.full_object_checksum {
                 format!("{}:{CHECKSUM_TYPE_FULL_OBJECT}", a.as_str())
@@ -173,25 +174,37 @@ impl Coffer {
             Some(b64) => Some(decode_md5(b64)?),
             None => None,
         };
+        let customer_keyed = crate::encryption::is_customer_keyed(upload.encryption.as_ref());
         let (encryptor, salt) = match (&upload.encryption, &req.customer_key) {
-            (None, None) => (None, None),
             (None, Some(_)) => {
                 return Err(CoreError::InvalidRequest(
                     "The multipart upload was not initiated with SSE-C; its parts must not carry SSE-C headers.".into(),
                 ));
             }
-            (Some(_), None) => {
+            (Some(_), None) if customer_keyed => {
                 return Err(CoreError::InvalidRequest(
                     "The multipart upload was initiated with SSE-C; every part must carry the same SSE-C key.".into(),
                 ));
             }
-            (Some(enc), Some(customer)) => {
-                let dek = crate::encryption::open_sealed(customer, enc, &req.bucket, &req.key).map_err(|e| match e {
+            (None, None) => (None, None),
+            (Some(enc), customer) => {
+                let dek = crate::encryption::open_record_key(
+                    self.server_keys(),
+                    customer.as_ref(),
+                    Some(enc),
+                    &req.bucket,
+                    &req.key,
+                )
+                .map_err(|e| match e {
                     CoreError::SseWrongKey => CoreError::InvalidRequest(
                         "The SSE-C key of this part does not match the key the multipart upload was initiated with.".into(),
                     ),
+                    CoreError::SseNotEncrypted => CoreError::InvalidRequest(
+                        "The multipart upload was not initiated with SSE-C; its parts must not carry SSE-C headers.".into(),
+                    ),
                     other => other,
-                })?;
+                })?
+                .ok_or_else(|| CoreError::Internal("encrypted upload without a data key".into()))?;
                 let salt = StreamSalt::random().map_err(|e| CoreError::Internal(e.to_string()))?;
                 let key = dek
                     .stream_key(req.part_number, &salt)
@@ -200,7 +213,7 @@ impl Coffer {
             }
         };
         drop(req.customer_key);
-        let encrypted = encryptor.is_some();
+        let encrypted = customer_keyed;
         // The algorithm named at Create applies to every part even when a part sends none.
         let checksum = match (req.checksum, upload_checksum(&upload)) {
             (ExpectedChecksum::None, Some((alg, _))) => ExpectedChecksum::Compute(alg),
@@ -266,16 +279,23 @@ impl Coffer {
         conditions: crate::WriteConditions,
     ) -> Result<CompleteOutcome, CoreError> {
         let upload = self.upload(bucket, key, upload_id)?;
-        match (&upload.encryption, &customer_key) {
-            (None, Some(_)) => {
-                return Err(CoreError::InvalidRequest(
-                    "The multipart upload was not initiated with SSE-C.".into(),
-                ));
+        if customer_key.is_some() {
+            match &upload.encryption {
+                Some(enc) if crate::encryption::is_customer_keyed(Some(enc)) => {
+                    crate::encryption::open_record_key(
+                        self.server_keys(),
+                        customer_key.as_ref(),
+                        Some(enc),
+                        bucket,
+                        key,
+                    )?;
+                }
+                _ => {
+                    return Err(CoreError::InvalidRequest(
+                        "The multipart upload was not initiated with SSE-C.".into(),
+                    ));
+                }
             }
-            (Some(enc), Some(customer)) => {
-                crate::encryption::open_sealed(customer, enc, bucket, key)?;
-            }
-            _ => {}
         }
         drop(customer_key);
         if parts.is_empty() {
@@ -322,7 +342,7 @@ impl Coffer {
         let size: u64 = chosen.iter().map(|p| p.size).sum();
         let version_id = new_version_id()?;
         let used: Vec<u32> = chosen.iter().map(|p| p.part_number).collect();
-        let encrypted = upload.encryption.is_some();
+        let encrypted = crate::encryption::is_customer_keyed(upload.encryption.as_ref());
         let record = ObjectRecord {
             version_id: version_id.clone(),
             size,

@@ -91,8 +91,13 @@ impl Coffer {
                 r
             }
         };
-        let data_key =
-            crate::encryption::open_object_key(opts.customer_key.as_ref(), &record, bucket, key)?;
+        let data_key = crate::encryption::open_object_key(
+            self.server_keys(),
+            opts.customer_key.as_ref(),
+            &record,
+            bucket,
+            key,
+        )?;
         drop(opts.customer_key);
         opts.conditions
             .check_read(&record.etag, record.last_modified_ms)?;

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use coffer_sse::{CustomerKey, StreamEncryptor, StreamSalt};
+use coffer_sse::{StreamEncryptor, StreamSalt};
 use coffer_store::{BlobId, EncryptionRecord, ObjectRecord, Segment, Store};
 use futures::StreamExt as _;
 use md5::Digest as _;
@@ -57,7 +57,7 @@ pub struct PutObject {
     pub content_md5: Option<String>,
     pub checksum: ExpectedChecksum,
     pub metadata: ObjectMetadata,
-    pub customer_key: Option<CustomerKey>,
+    pub encryption: crate::Encryption,
     pub conditions: WriteConditions,
 }
 
@@ -101,19 +101,21 @@ impl Coffer {
         };
         let version_id = new_version_id()?;
 
-        // SSE-C: a fresh data key sealed under the customer key; the customer key is dropped
-        // (and wiped) as soon as the data key is sealed.
+        // A fresh data key sealed under the customer's (or the server's) key; a customer key is
+        // dropped, and wiped, as soon as the data key is sealed.
         let mut encryption: Option<EncryptionRecord> = None;
         let mut stream_salt = None;
         let mut encryptor = None;
-        if let Some(customer) = req.customer_key {
-            let (dek, record) = crate::encryption::seal_new_data_key(
-                &customer,
-                &req.bucket,
-                &req.key,
-                &version_id,
-            )?;
-            drop(customer);
+        let customer_keyed = matches!(req.encryption, crate::Encryption::Customer(_));
+        let sealed = crate::encryption::seal_new_data_key(
+            self.server_keys(),
+            &req.encryption,
+            &req.bucket,
+            &req.key,
+            &version_id,
+        )?;
+        drop(req.encryption);
+        if let Some((dek, record)) = sealed {
             let salt = StreamSalt::random().map_err(|e| CoreError::Internal(e.to_string()))?;
             let key = dek
                 .stream_key(1, &salt)
@@ -124,8 +126,9 @@ impl Coffer {
         }
 
         // Plain objects' ETag is the MD5 of their data; SSE-C ETags are random, so MD5 is only
-        // computed for them when the client sent Content-MD5.
-        let want_md5 = encryption.is_none() || content_md5.is_some();
+        // computed for them when the client sent Content-MD5. (Server-side encrypted objects
+        // keep the MD5 ETag, as on AWS.)
+        let want_md5 = !customer_keyed || content_md5.is_some();
         let (written, checksum) = self
             .receive_body(
                 body,
@@ -137,8 +140,8 @@ impl Coffer {
             )
             .await?;
 
-        let etag = match (&encryption, written.md5) {
-            (None, Some(md5)) => hex::encode(md5),
+        let etag = match (customer_keyed, written.md5) {
+            (false, Some(md5)) => hex::encode(md5),
             _ => random_etag()?,
         };
         let size = written.plaintext_len;

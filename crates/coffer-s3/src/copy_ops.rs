@@ -89,13 +89,10 @@ impl CofferS3 {
             &mut input.copy_source_sse_customer_key_md5,
             false,
         )?;
-        if let Some(sse) = &input.server_side_encryption {
-            return Err(s3_error!(
-                NotImplemented,
-                "Server-side encryption {} is not supported; use SSE-C.",
-                sse.as_str()
-            ));
-        }
+        let server_side = crate::ssec::server_side(
+            input.server_side_encryption.as_ref(),
+            input.ssekms_key_id.take(),
+        )?;
         if let Some(acl) = &input.acl
             && acl.as_str() != ObjectCannedACL::PRIVATE
         {
@@ -143,6 +140,7 @@ impl CofferS3 {
                 key: input.key.clone(),
                 metadata,
                 customer_key,
+                server_side: server_side.clone(),
             })
             .await
             .map_err(|e| self.map_err(e))?;
@@ -162,7 +160,11 @@ impl CofferS3 {
                 &mut result.checksum_sha256,
             );
         }
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(server_side.as_ref());
         Ok(S3Response::new(CopyObjectOutput {
+            server_side_encryption,
+            ssekms_key_id,
             copy_object_result: Some(result),
             version_id: outcome.version_id,
             copy_source_version_id: outcome.source_version_id,

@@ -42,13 +42,10 @@ impl CofferS3 {
             &mut input.sse_customer_key_md5,
             input.server_side_encryption.is_some(),
         )?;
-        if let Some(sse) = &input.server_side_encryption {
-            return Err(s3_error!(
-                NotImplemented,
-                "Server-side encryption {} is not supported; use SSE-C.",
-                sse.as_str()
-            ));
-        }
+        let server_side = crate::ssec::server_side(
+            input.server_side_encryption.as_ref(),
+            input.ssekms_key_id.take(),
+        )?;
         if let Some(acl) = &input.acl
             && acl.as_str() != ObjectCannedACL::PRIVATE
         {
@@ -97,11 +94,15 @@ impl CofferS3 {
                 metadata,
                 checksum_algorithm,
                 full_object_checksum,
-                customer_key,
+                encryption: coffer_core::Encryption::from_parts(customer_key, server_side.clone()),
             })
             .await
             .map_err(|e| self.map_err(e))?;
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(server_side.as_ref());
         Ok(S3Response::new(CreateMultipartUploadOutput {
+            server_side_encryption,
+            ssekms_key_id,
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             upload_id: Some(upload_id),

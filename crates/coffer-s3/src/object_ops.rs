@@ -256,13 +256,10 @@ impl CofferS3 {
             &mut input.sse_customer_key_md5,
             input.server_side_encryption.is_some(),
         )?;
-        if let Some(sse) = &input.server_side_encryption {
-            return Err(s3_error!(
-                NotImplemented,
-                "Server-side encryption {} is not supported; use SSE-C.",
-                sse.as_str()
-            ));
-        }
+        let server_side = crate::ssec::server_side(
+            input.server_side_encryption.as_ref(),
+            input.ssekms_key_id.take(),
+        )?;
         if let Some(acl) = &input.acl
             && acl.as_str() != ObjectCannedACL::PRIVATE
         {
@@ -302,7 +299,7 @@ impl CofferS3 {
             content_md5: input.content_md5.take(),
             checksum,
             metadata,
-            customer_key,
+            encryption: coffer_core::Encryption::from_parts(customer_key, server_side.clone()),
             conditions: write_conditions(&req.headers),
         };
         let outcome = self
@@ -310,7 +307,11 @@ impl CofferS3 {
             .put_object(put, body)
             .await
             .map_err(|e| self.map_err(e))?;
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(server_side.as_ref());
         let mut output = PutObjectOutput {
+            server_side_encryption,
+            ssekms_key_id,
             e_tag: Some(ETag::Strong(outcome.etag)),
             version_id: outcome.version_id,
             sse_customer_algorithm: sse_algorithm,
@@ -370,7 +371,12 @@ impl CofferS3 {
             .read_object(&input.bucket, &input.key, opts, true)
             .map_err(|e| self.map_err(e))?;
         let record = &read.record;
+        let (server_side_encryption, ssekms_key_id) = crate::ssec::server_side_echo(
+            coffer_core::record_server_side(record.encryption.as_ref()).as_ref(),
+        );
         let mut output = GetObjectOutput {
+            server_side_encryption,
+            ssekms_key_id,
             version_id: read
                 .versioned
                 .then(|| record.exposed_version_id().to_owned()),
@@ -482,7 +488,12 @@ impl CofferS3 {
             .read_object(&input.bucket, &input.key, opts, false)
             .map_err(|e| self.map_err(e))?;
         let record = &read.record;
+        let (server_side_encryption, ssekms_key_id) = crate::ssec::server_side_echo(
+            coffer_core::record_server_side(record.encryption.as_ref()).as_ref(),
+        );
         let mut output = HeadObjectOutput {
+            server_side_encryption,
+            ssekms_key_id,
             version_id: read
                 .versioned
                 .then(|| record.exposed_version_id().to_owned()),

@@ -43,3 +43,44 @@ pub(crate) fn echo(key: Option<&CustomerKey>) -> (Option<String>, Option<String>
         None => (None, None),
     }
 }
+
+/// `x-amz-server-side-encryption` (and its KMS key id) on a write: SSE-S3 or SSE-KMS.
+pub(crate) fn server_side(
+    sse: Option<&s3s::dto::ServerSideEncryption>,
+    kms_key_id: Option<String>,
+) -> Result<Option<coffer_core::ServerSide>, S3Error> {
+    match sse.map(s3s::dto::ServerSideEncryption::as_str) {
+        None if kms_key_id.is_some() => Err(s3s::s3_error!(
+            InvalidArgument,
+            "x-amz-server-side-encryption-aws-kms-key-id requires x-amz-server-side-encryption: aws:kms."
+        )),
+        None => Ok(None),
+        Some("AES256") if kms_key_id.is_none() => Ok(Some(coffer_core::ServerSide::S3)),
+        Some("aws:kms" | "aws:kms:dsse") => Ok(Some(coffer_core::ServerSide::Kms(
+            kms_key_id
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| "aws/s3".to_owned()),
+        ))),
+        Some(_) => Err(s3s::s3_error!(
+            InvalidArgument,
+            "The encryption method specified is not supported."
+        )),
+    }
+}
+
+/// Response headers for a server-side encrypted object.
+pub(crate) fn server_side_echo(
+    side: Option<&coffer_core::ServerSide>,
+) -> (Option<s3s::dto::ServerSideEncryption>, Option<String>) {
+    match side {
+        Some(coffer_core::ServerSide::S3) => (
+            Some(s3s::dto::ServerSideEncryption::from_static("AES256")),
+            None,
+        ),
+        Some(coffer_core::ServerSide::Kms(id)) => (
+            Some(s3s::dto::ServerSideEncryption::from_static("aws:kms")),
+            Some(id.clone()),
+        ),
+        None => (None, None),
+    }
+}

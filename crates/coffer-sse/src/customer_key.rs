@@ -51,6 +51,12 @@ impl CustomerKey {
         }
     }
 
+    /// A key-wrapping key that is not a customer's: the server's own key for SSE-S3 and
+    /// SSE-KMS objects, sealed and opened exactly like a customer key.
+    pub fn from_server_key(raw: [u8; CUSTOMER_KEY_LEN]) -> Self {
+        Self::from_raw_for_tests(raw)
+    }
+
     /// The raw key, for deriving key-encryption keys inside this crate only.
     pub(crate) fn secret(&self) -> &[u8; CUSTOMER_KEY_LEN] {
         &self.key

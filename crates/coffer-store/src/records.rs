@@ -87,6 +87,10 @@ impl ObjectRecord {
     }
 }
 
+fn sse_c_scheme() -> String {
+    "SSE-C".to_owned()
+}
+
 /// A run of object bytes stored in one blob.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Segment {
@@ -106,6 +110,12 @@ pub struct Segment {
 pub struct EncryptionRecord {
     /// Always "AES256" today.
     pub algorithm: String,
+    /// Who holds the wrapping key: "SSE-C" (the customer), "SSE-S3" or "SSE-KMS" (the server).
+    #[serde(default = "sse_c_scheme")]
+    pub scheme: String,
+    /// The KMS key id for SSE-KMS.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
     /// The id the sealed key is bound to (the version id, or the multipart upload id).
     pub binding_id: String,
     /// The sealed data key as encoded by the SSE layer.

@@ -78,6 +78,11 @@ pub struct ServerArgs {
     /// FOR TEST SUITES ONLY: accept SSE-C keys over plain HTTP, where anyone on the path can read them.
     #[arg(long, env = "COFFER_SSEC_ALLOW_PLAIN_HTTP")]
     pub ssec_allow_plain_http: bool,
+    /// The server's master key for SSE-S3/SSE-KMS objects (32 bytes, generated if missing).
+    /// Keep it off the data disk so a stolen data dir does not open those objects.
+    /// [default: <data-dir>/master.key]
+    #[arg(long, env = "COFFER_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Write the listening endpoints as JSON to this file once ready.
     #[arg(long, env = "COFFER_READY_FILE", value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
@@ -98,6 +103,7 @@ struct FileConfig {
     domain: Option<String>,
     ssec_wrong_key_status: Option<u16>,
     ssec_allow_plain_http: Option<bool>,
+    master_key_file: Option<PathBuf>,
     log: Option<String>,
     root_access_key: Option<String>,
     root_secret_key: Option<String>,
@@ -133,6 +139,7 @@ pub struct Settings {
     pub ssec_wrong_key_status: u16,
     pub ssec_allow_plain_http: bool,
     pub ready_file: Option<PathBuf>,
+    pub master_key_file: Option<PathBuf>,
     pub log: String,
     /// Root credentials given by the environment or the file (else generated).
     pub root_credentials: Option<(String, String)>,
@@ -216,6 +223,7 @@ impl Settings {
             ssec_allow_plain_http: args.ssec_allow_plain_http
                 || file.ssec_allow_plain_http.unwrap_or(false),
             ready_file: args.ready_file,
+            master_key_file: args.master_key_file.or(file.master_key_file),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             root_credentials,
             users: file.users,

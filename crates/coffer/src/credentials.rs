@@ -80,3 +80,33 @@ pub fn load_or_generate(
         generated: true,
     })
 }
+
+/// The server's master key for SSE-S3 and SSE-KMS objects (never for SSE-C): 32 random bytes
+/// kept mode 0600 at `path`, generated on first start. Whoever has this file and the data
+/// dir can read server-side encrypted objects; SSE-C objects need their customer's key.
+pub fn load_or_generate_master_key(path: &Path) -> Result<[u8; 32], String> {
+    if path.exists() {
+        let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        return <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            format!(
+                "{}: a master key file holds exactly 32 bytes",
+                path.display()
+            )
+        });
+    }
+    let mut key = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut key).map_err(|_| "CSPRNG failure".to_string())?;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(&key)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key)
+}

@@ -41,7 +41,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?
     };
-    let coffer = Coffer::new(store);
+    let master_key_path = settings
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    let coffer = Coffer::new(
+        store,
+        credentials::load_or_generate_master_key(&master_key_path)?,
+    );
 
     let root = credentials::load_or_generate(&data_dir, settings.root_credentials.clone())?;
     let mut users = UserDirectory::default();
