@@ -10,6 +10,7 @@ pub struct BucketInfo {
     pub owner: String,
     pub created_ms: i64,
     pub region: String,
+    pub policy: Option<String>,
 }
 
 impl Coffer {
@@ -26,6 +27,7 @@ impl Coffer {
             created_ms: now_ms(),
             region: region.to_owned(),
             versioning: None,
+            policy: None,
         };
         let name = name.to_owned();
         let existing = self
@@ -49,6 +51,7 @@ impl Coffer {
             owner: rec.owner,
             created_ms: rec.created_ms,
             region: rec.region,
+            policy: rec.policy,
         })
     }
 
@@ -63,6 +66,7 @@ impl Coffer {
                 owner: rec.owner,
                 created_ms: rec.created_ms,
                 region: rec.region,
+                policy: rec.policy,
             })
             .collect())
     }
@@ -88,5 +92,26 @@ impl Coffer {
             DeleteBucketOutcome::NoSuchBucket => Err(CoreError::NoSuchBucket),
             DeleteBucketOutcome::NotEmpty => Err(CoreError::BucketNotEmpty),
         }
+    }
+
+    /// The bucket's policy document, if it has one.
+    pub fn bucket_policy(&self, bucket: &str) -> Result<Option<String>, CoreError> {
+        Ok(self
+            .store()
+            .meta()
+            .bucket(bucket)?
+            .ok_or(CoreError::NoSuchBucket)?
+            .policy)
+    }
+
+    /// Sets (validated by the caller) or, with `None`, deletes the bucket's policy.
+    pub async fn set_bucket_policy(
+        &self,
+        bucket: &str,
+        policy: Option<String>,
+    ) -> Result<(), CoreError> {
+        let bucket = bucket.to_owned();
+        self.blocking(move |s| Ok(s.meta().set_bucket_policy(&bucket, policy.as_deref())?))
+            .await
     }
 }

@@ -79,6 +79,7 @@ impl Coffer {
         &self,
         source: CopySource,
     ) -> Result<(ObjectRead, ByteStream<BoxError>), CoreError> {
+        let source_range = source.range;
         let read = self
             .read_object(
                 &source.bucket,
@@ -94,6 +95,14 @@ impl Coffer {
             )
             .map_err(precondition)?;
         let mut read = read;
+        // x-amz-copy-source-range must lie within the source (no clamping as for Range).
+        if let Some(RangeSpec::Bounded { last, .. }) = source_range
+            && read.range.map(|(_, end)| end) != Some(last)
+        {
+            return Err(CoreError::InvalidRange {
+                size: read.record.size,
+            });
+        }
         let body = read
             .body
             .take()

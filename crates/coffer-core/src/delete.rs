@@ -31,6 +31,7 @@ fn delete_marker_record() -> Result<ObjectRecord, CoreError> {
         encryption: None,
         delete_marker: true,
         null_version: false,
+        upload_id: None,
     })
 }
 

@@ -71,10 +71,6 @@ impl Coffer {
         &self.store
     }
 
-    pub(crate) fn store_arc(&self) -> Arc<Store> {
-        Arc::clone(&self.store)
-    }
-
     /// Runs a blocking store call off the async reactor.
     async fn blocking<T, F>(&self, f: F) -> Result<T, CoreError>
     where

@@ -209,7 +209,12 @@ impl Coffer {
                 let key = dek
                     .stream_key(req.part_number, &salt)
                     .map_err(|e| CoreError::Internal(e.to_string()))?;
-                (Some(StreamEncryptor::new(key)), Some(salt))
+                let sealing = crate::object_write::Sealing {
+                    encryptor: StreamEncryptor::new(key),
+                    // A re-sent part gets the same ETag; an MD5 would expose the plaintext.
+                    etag: customer_keyed.then(|| dek.part_etag_hasher()),
+                };
+                (Some(sealing), Some(salt))
             }
         };
         drop(req.customer_key);
@@ -220,7 +225,7 @@ impl Coffer {
             (c, _) => c,
         };
         let want_md5 = !encrypted || content_md5.is_some();
-        let (written, checksum) = self
+        let (mut written, checksum) = self
             .receive_body(
                 body,
                 want_md5,
@@ -230,8 +235,9 @@ impl Coffer {
                 req.expected_len,
             )
             .await?;
-        let etag = match (encrypted, written.md5) {
-            (false, Some(md5)) => hex::encode(md5),
+        let etag = match (encrypted, written.md5, written.keyed_etag.take()) {
+            (false, Some(md5), _) => hex::encode(md5),
+            (true, _, Some(keyed)) => keyed,
             _ => random_etag()?,
         };
         let size = written.plaintext_len;
@@ -278,7 +284,26 @@ impl Coffer {
         customer_key: Option<CustomerKey>,
         conditions: crate::WriteConditions,
     ) -> Result<CompleteOutcome, CoreError> {
-        let upload = self.upload(bucket, key, upload_id)?;
+        let upload = match self.upload(bucket, key, upload_id) {
+            Ok(u) => u,
+            Err(CoreError::NoSuchUpload) => {
+                // A repeated Complete of an upload that already became the current object
+                // answers as the first one did (clients retry Completes that timed out).
+                if let Some(done) = self.store().meta().object(bucket, key)?
+                    && done.upload_id.as_deref() == Some(upload_id)
+                {
+                    return Ok(CompleteOutcome {
+                        etag: done.etag.clone(),
+                        version_id: None,
+                        size: done.size,
+                        checksum: None,
+                        encrypted: crate::encryption::is_customer_keyed(done.encryption.as_ref()),
+                    });
+                }
+                return Err(CoreError::NoSuchUpload);
+            }
+            Err(e) => return Err(e),
+        };
         if customer_key.is_some() {
             match &upload.encryption {
                 Some(enc) if crate::encryption::is_customer_keyed(Some(enc)) => {
@@ -378,6 +403,7 @@ impl Coffer {
             encryption: upload.encryption,
             delete_marker: false,
             null_version: false,
+            upload_id: Some(upload_id.to_owned()),
         };
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         if !conditions.is_empty() {
@@ -402,8 +428,8 @@ impl Coffer {
                 Ok(done
                     .write
                     .written
-                    .filter(|_| done.write.versioned)
-                    .map(|r| r.exposed_version_id().to_owned()))
+                    .filter(|r| done.write.versioned && !r.null_version)
+                    .map(|r| r.version_id))
             })
             .await?;
         Ok(CompleteOutcome {

@@ -137,10 +137,12 @@ impl Coffer {
         end: u64,
     ) -> ByteStream<io::Error> {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-        let store = self.store_arc();
-        let segments = record.segments.clone();
+        // Open the blobs now, right after the record was read: a blob unlinked later by an
+        // overwrite or delete stays readable through its open handle.
+        let opened = open_segments(self.store(), &record.segments, start, end);
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = read_segments(&store, &segments, data_key.as_ref(), start, end, &tx) {
+            let result = opened.and_then(|files| read_segments(files, data_key.as_ref(), &tx));
+            if let Err(e) = result {
                 // The receiver may be gone (client disconnected); nothing more to do then.
                 let _ = tx.blocking_send(Err(e));
             }
@@ -166,16 +168,22 @@ fn part_range(record: &ObjectRecord, n: u32) -> Result<Option<(u64, u64)>, CoreE
 
 type Sender = tokio::sync::mpsc::Sender<io::Result<Bytes>>;
 
-/// Reads plaintext bytes `start..end` of an object made of `segments`. (The key of an SSE-C
-/// object, empty ones included, was already checked by opening its sealed data key.)
-fn read_segments(
+/// A segment's open blob and the plaintext range (segment-relative) to read from it.
+struct OpenSegment {
+    file: File,
+    segment: Segment,
+    lo: u64,
+    hi: u64,
+}
+
+/// Opens the blobs holding plaintext bytes `start..end` of an object made of `segments`.
+fn open_segments(
     store: &Store,
     segments: &[Segment],
-    data_key: Option<&DataKey>,
     start: u64,
     end: u64,
-    tx: &Sender,
-) -> io::Result<()> {
+) -> io::Result<Vec<OpenSegment>> {
+    let mut out = Vec::new();
     let mut seg_start = 0u64;
     for seg in segments {
         let seg_end = seg_start + seg.size;
@@ -183,15 +191,32 @@ fn read_segments(
         if lo < hi {
             let id = BlobId::parse(&seg.blob)
                 .ok_or_else(|| io::Error::other("corrupt blob reference"))?;
-            let file = File::open(store.blobs().path_of(&id))?;
-            match data_key {
-                None => read_plain(&file, lo - seg_start, hi - seg_start, tx)?,
-                Some(dek) => read_sealed(&file, dek, seg, lo - seg_start, hi - seg_start, tx)?,
-            }
+            out.push(OpenSegment {
+                file: File::open(store.blobs().path_of(&id))?,
+                segment: seg.clone(),
+                lo: lo - seg_start,
+                hi: hi - seg_start,
+            });
         }
         seg_start = seg_end;
         if seg_start >= end {
             break;
+        }
+    }
+    Ok(out)
+}
+
+/// Reads (and for SSE-C, verifies and decrypts) the opened segments in order. (The key of an
+/// SSE-C object, empty ones included, was already checked by opening its sealed data key.)
+fn read_segments(
+    segments: Vec<OpenSegment>,
+    data_key: Option<&DataKey>,
+    tx: &Sender,
+) -> io::Result<()> {
+    for s in segments {
+        match data_key {
+            None => read_plain(&s.file, s.lo, s.hi, tx)?,
+            Some(dek) => read_sealed(&s.file, dek, &s.segment, s.lo, s.hi, tx)?,
         }
     }
     Ok(())

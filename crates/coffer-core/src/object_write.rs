@@ -76,7 +76,16 @@ pub(crate) struct WrittenBlob {
     pub(crate) writer: coffer_store::BlobWriter,
     pub(crate) plaintext_len: u64,
     pub(crate) md5: Option<[u8; 16]>,
+    /// The keyed ETag of an encrypted multipart part (see `DataKey::part_etag_hasher`).
+    pub(crate) keyed_etag: Option<String>,
     checksum: Option<String>,
+}
+
+/// How a body is encrypted on its way to disk.
+pub(crate) struct Sealing {
+    pub(crate) encryptor: StreamEncryptor,
+    /// For multipart parts: the keyed ETag, computed in the same pass.
+    pub(crate) etag: Option<coffer_sse::PartEtagHasher>,
 }
 
 impl Coffer {
@@ -120,7 +129,10 @@ impl Coffer {
             let key = dek
                 .stream_key(1, &salt)
                 .map_err(|e| CoreError::Internal(e.to_string()))?;
-            encryptor = Some(StreamEncryptor::new(key));
+            encryptor = Some(Sealing {
+                encryptor: StreamEncryptor::new(key),
+                etag: None,
+            });
             stream_salt = Some(salt);
             encryption = Some(record);
         }
@@ -175,6 +187,7 @@ impl Coffer {
             encryption,
             delete_marker: false,
             null_version: false,
+            upload_id: None,
         };
         let (bucket, key, conditions) = (req.bucket, req.key, req.conditions);
         let outcome = self
@@ -198,11 +211,12 @@ impl Coffer {
                 }
             })
             .await?;
+        // Suspended buckets write the null version and, as on AWS, report no version id.
         let version_id = outcome
             .written
             .as_ref()
-            .filter(|_| outcome.versioned)
-            .map(|r| r.exposed_version_id().to_owned());
+            .filter(|r| outcome.versioned && !r.null_version)
+            .map(|r| r.version_id.clone());
         Ok(PutOutcome {
             etag,
             last_modified_ms,
@@ -220,7 +234,7 @@ impl Coffer {
         want_md5: bool,
         content_md5: Option<[u8; 16]>,
         checksum: ExpectedChecksum,
-        encryptor: Option<StreamEncryptor>,
+        sealing: Option<Sealing>,
         expected_len: Option<u64>,
     ) -> Result<(WrittenBlob, Option<(ChecksumAlgorithm, String)>), CoreError> {
         let (algorithm, expected_checksum) = match checksum {
@@ -234,7 +248,7 @@ impl Coffer {
                 body,
                 want_md5,
                 algorithm.map(ChecksumHasher::new),
-                encryptor,
+                sealing,
                 expected_len,
             )
             .await?;
@@ -284,7 +298,7 @@ impl Coffer {
         mut body: ByteStream<BoxError>,
         want_md5: bool,
         checksum: Option<ChecksumHasher>,
-        encryptor: Option<StreamEncryptor>,
+        sealing: Option<Sealing>,
         expected_len: Option<u64>,
     ) -> Result<WrittenBlob, CoreError> {
         let writer = self
@@ -292,7 +306,7 @@ impl Coffer {
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
         let task = tokio::task::spawn_blocking(move || {
-            write_pipeline(writer, rx, want_md5, checksum, encryptor)
+            write_pipeline(writer, rx, want_md5, checksum, sealing)
         });
 
         let mut received: u64 = 0;
@@ -331,7 +345,7 @@ fn write_pipeline(
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
     want_md5: bool,
     mut checksum: Option<ChecksumHasher>,
-    mut encryptor: Option<StreamEncryptor>,
+    mut sealing: Option<Sealing>,
 ) -> Result<WrittenBlob, CoreError> {
     let mut md5 = want_md5.then(md5::Md5::new);
     let mut pending: Vec<u8> = Vec::with_capacity(WRITE_BATCH + coffer_sse::SEALED_CHUNK_SIZE);
@@ -344,10 +358,15 @@ fn write_pipeline(
         if let Some(h) = checksum.as_mut() {
             h.update(&bytes);
         }
-        match encryptor.as_mut() {
-            Some(enc) => enc
-                .push(&bytes, &mut pending)
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
+        match sealing.as_mut() {
+            Some(seal) => {
+                if let Some(h) = seal.etag.as_mut() {
+                    h.update(&bytes);
+                }
+                seal.encryptor
+                    .push(&bytes, &mut pending)
+                    .map_err(|e| CoreError::Internal(e.to_string()))?;
+            }
             None => pending.extend_from_slice(&bytes),
         }
         if pending.len() >= WRITE_BATCH {
@@ -355,14 +374,18 @@ fn write_pipeline(
             pending.clear();
         }
     }
-    if let Some(enc) = encryptor.take() {
-        enc.finish(&mut pending)
+    let mut keyed_etag = None;
+    if let Some(seal) = sealing.take() {
+        seal.encryptor
+            .finish(&mut pending)
             .map_err(|e| CoreError::Internal(e.to_string()))?;
+        keyed_etag = seal.etag.map(coffer_sse::PartEtagHasher::finish_hex);
     }
     writer.write_all_blocking(&pending)?;
     Ok(WrittenBlob {
         writer,
         plaintext_len,
+        keyed_etag,
         md5: md5.map(|h| h.finalize().into()),
         checksum: checksum.map(ChecksumHasher::finalize_base64),
     })

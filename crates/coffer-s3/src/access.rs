@@ -2,6 +2,7 @@
 //! SSE-C over a connection that is not TLS is refused, and a user other than root may only
 //! touch buckets it owns.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use coffer_core::{Coffer, CoreError};
@@ -32,17 +33,110 @@ pub(crate) fn has_sse_c_headers(headers: &http::HeaderMap) -> bool {
     })
 }
 
+/// The condition context of a request: the keys bucket policies can test.
+fn policy_context(
+    cx: &mut S3AccessContext<'_>,
+    user: Option<&crate::User>,
+) -> HashMap<String, Vec<String>> {
+    let mut ctx: HashMap<String, Vec<String>> = HashMap::new();
+    let info = cx.extensions_mut().get::<ConnectionInfo>().copied();
+    let secure = info.is_some_and(|c| c.secure);
+    ctx.insert("aws:securetransport".into(), vec![secure.to_string()]);
+    if let Some(peer) = info.and_then(|c| c.peer) {
+        ctx.insert("aws:sourceip".into(), vec![peer.ip().to_string()]);
+    }
+    if let Some(u) = user {
+        ctx.insert("aws:username".into(), vec![u.name.clone()]);
+        ctx.insert("aws:userid".into(), vec![u.name.clone()]);
+        ctx.insert("aws:principaltype".into(), vec!["User".into()]);
+    } else {
+        ctx.insert("aws:principaltype".into(), vec!["Anonymous".into()]);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    ctx.insert(
+        "aws:epochtime".into(),
+        vec![now.unix_timestamp().to_string()],
+    );
+    if let Ok(t) = now.format(&time::format_description::well_known::Rfc3339) {
+        ctx.insert("aws:currenttime".into(), vec![t]);
+    }
+    // Request headers policies commonly test, under their s3: condition key names.
+    for (name, value) in cx.headers() {
+        let n = name.as_str();
+        let wanted = n.starts_with("x-amz-server-side-encryption")
+            || n.starts_with("x-amz-copy-source")
+            || matches!(
+                n,
+                "x-amz-acl"
+                    | "x-amz-metadata-directive"
+                    | "x-amz-content-sha256"
+                    | "x-amz-storage-class"
+            )
+            || n.starts_with("x-amz-grant-");
+        // Never put key material into the context.
+        let secret = n.ends_with("-customer-key");
+        if wanted
+            && !secret
+            && let Ok(v) = value.to_str()
+        {
+            ctx.entry(format!("s3:{n}")).or_default().push(v.to_owned());
+        }
+    }
+    if let Some(q) = cx.uri().query() {
+        for (k, v) in url_query_pairs(q) {
+            let key = match k.as_str() {
+                "prefix" => "s3:prefix",
+                "delimiter" => "s3:delimiter",
+                "max-keys" => "s3:max-keys",
+                "versionId" => "s3:versionid",
+                _ => continue,
+            };
+            ctx.entry(key.into()).or_default().push(v);
+        }
+    }
+    ctx
+}
+
+fn url_query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// The IAM action a request needs.
+fn action_of(op: &str, uri: &http::Uri) -> &'static str {
+    let action = crate::policy::action_for(op);
+    let versioned = uri
+        .query()
+        .is_some_and(|q| url_query_pairs(q).iter().any(|(k, _)| k == "versionId"));
+    if versioned {
+        crate::policy::versioned_action(action).unwrap_or(action)
+    } else {
+        action
+    }
+}
+
 #[async_trait::async_trait]
 impl S3Access for AccessPolicy {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(credentials) = cx.credentials() else {
-            return Err(s3s::s3_error!(AccessDenied, "Access Denied"));
+        let user = match cx.credentials() {
+            Some(credentials) => Some(
+                self.users
+                    .by_access_key(&credentials.access_key)
+                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?
+                    .clone(),
+            ),
+            None => None,
         };
-        let user = self
-            .users
-            .by_access_key(&credentials.access_key)
-            .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?
-            .clone();
 
         let secure = cx
             .extensions_mut()
@@ -51,23 +145,66 @@ impl S3Access for AccessPolicy {
         if !secure && !self.settings.ssec_allow_plain_http && has_sse_c_headers(cx.headers()) {
             return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
         }
-
-        if user.is_root {
+        if user.as_ref().is_some_and(|u| u.is_root) {
             return Ok(());
         }
-        let bucket = match cx.s3_path() {
-            S3Path::Root => return Ok(()),
-            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket.to_string(),
-        };
-        if cx.s3_op().name() == "CreateBucket" {
-            return Ok(());
-        }
-        match self.coffer.bucket(&bucket) {
-            Ok(info) if info.owner != user.name => {
-                Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+        let denied = || s3s::s3_error!(AccessDenied, "Access Denied");
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => {
+                return if user.is_some() {
+                    Ok(())
+                } else {
+                    Err(denied())
+                };
             }
-            Ok(_) | Err(CoreError::NoSuchBucket) => Ok(()),
-            Err(e) => Err(crate::errors::to_s3_error(e, &self.settings)),
+            S3Path::Bucket { bucket } => (bucket.to_string(), None),
+            S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
+        };
+        let op = cx.s3_op().name().to_owned();
+        if op == "CreateBucket" {
+            return if user.is_some() {
+                Ok(())
+            } else {
+                Err(denied())
+            };
+        }
+        let info = match self.coffer.bucket(&bucket) {
+            Ok(info) => info,
+            // Let the operation answer NoSuchBucket (to anonymous callers too, as S3 does).
+            Err(CoreError::NoSuchBucket) => return Ok(()),
+            Err(e) => return Err(crate::errors::to_s3_error(e, &self.settings)),
+        };
+        let is_owner = user.as_ref().is_some_and(|u| u.name == info.owner);
+        let decision = match info.policy.as_deref() {
+            Some(doc) => match crate::policy::BucketPolicy::parse(doc, &bucket) {
+                Ok(policy) => {
+                    let resource = match &key {
+                        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+                        None => format!("arn:aws:s3:::{bucket}"),
+                    };
+                    let context = policy_context(cx, user.as_ref());
+                    policy.evaluate(&crate::policy::PolicyRequest {
+                        principal: user.as_ref().map(|u| u.name.as_str()),
+                        action: action_of(&op, cx.uri()),
+                        resource: &resource,
+                        context: &context,
+                    })
+                }
+                // A stored policy always parsed when it was put; fail closed if not.
+                Err(_) => crate::policy::Decision::ExplicitDeny,
+            },
+            None => crate::policy::Decision::NotApplicable,
+        };
+        // The owner keeps control of the policy itself, so a bad Deny can be undone.
+        let policy_op = matches!(
+            op.as_str(),
+            "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy"
+        );
+        match decision {
+            crate::policy::Decision::ExplicitDeny if !(is_owner && policy_op) => Err(denied()),
+            crate::policy::Decision::Allow => Ok(()),
+            _ if is_owner => Ok(()),
+            _ => Err(denied()),
         }
     }
 }

@@ -13,6 +13,8 @@ mod host;
 mod list_ops;
 mod multipart_ops;
 mod object_ops;
+pub mod policy;
+mod policy_ops;
 pub mod prefilter;
 mod service;
 mod ssec;

@@ -20,7 +20,8 @@ pub use customer_key::{
     CustomerKey, SSE_C_ALGORITHM, SseCustomerHeaders, SseHeaderError, parse_customer_key,
 };
 pub use envelope::{
-    CryptoError, DataKey, KeyBinding, OpenError, SealedDataKey, open_data_key, seal_data_key,
+    CryptoError, DataKey, KeyBinding, OpenError, PartEtagHasher, SealedDataKey, open_data_key,
+    seal_data_key,
 };
 pub use stream::{
     CHUNK_SIZE, ChunkError, CipherSpan, SEALED_CHUNK_SIZE, StreamDecryptor, StreamEncryptor,

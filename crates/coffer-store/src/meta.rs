@@ -156,6 +156,22 @@ impl MetaStore {
         Ok(outcome)
     }
 
+    /// Replaces (or, with `None`, removes) a bucket's policy document.
+    pub fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut buckets = txn.open_table(BUCKETS)?;
+            let mut rec: BucketRecord = match buckets.get(bucket)? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::NoSuchBucket),
+            };
+            rec.policy = policy.map(str::to_owned);
+            buckets.insert(bucket, encode(&rec)?.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
@@ -297,6 +313,7 @@ mod tests {
             encryption: None,
             delete_marker: false,
             null_version: false,
+            upload_id: None,
         }
     }
 
@@ -309,6 +326,7 @@ mod tests {
             created_ms: 1,
             region: "r".into(),
             versioning: None,
+            policy: None,
         };
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());

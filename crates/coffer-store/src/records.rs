@@ -35,6 +35,9 @@ pub struct BucketRecord {
     /// "Enabled" or "Suspended"; absent for buckets that never had versioning.
     #[serde(default)]
     pub versioning: Option<String>,
+    /// The bucket policy document (JSON), as the owner last put it.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// One stored object version (today: the current version of a key).
@@ -74,6 +77,10 @@ pub struct ObjectRecord {
     /// The version clients call "null" (written while versioning was off or suspended).
     #[serde(default)]
     pub null_version: bool,
+    /// The multipart upload this object was completed from (so a repeated Complete of the
+    /// same upload can answer as the first one did).
+    #[serde(default)]
+    pub upload_id: Option<String>,
 }
 
 impl ObjectRecord {
@@ -133,6 +140,7 @@ mod tests {
             created_ms: 42,
             region: "us-east-1".into(),
             versioning: None,
+            policy: None,
         };
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes[0], FORMAT_V1);

@@ -314,6 +314,7 @@ mod tests {
             created_ms: 0,
             region: "r".into(),
             versioning: None,
+            policy: None,
         };
         meta.create_bucket("b", &b).unwrap();
         meta.create_upload("b", &upload("u1", "k")).unwrap();
@@ -382,6 +383,7 @@ mod tests {
             encryption: None,
             delete_marker: false,
             null_version: false,
+            upload_id: None,
         };
         let done = meta
             .complete_upload("b", "k", "u1", &object, &[1, 3], None)
