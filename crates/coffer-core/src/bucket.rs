@@ -11,6 +11,7 @@ pub struct BucketInfo {
     pub created_ms: i64,
     pub region: String,
     pub policy: Option<String>,
+    pub acl: Option<String>,
 }
 
 impl Coffer {
@@ -21,6 +22,7 @@ impl Coffer {
         name: &str,
         owner: &str,
         region: &str,
+        acl: Option<String>,
     ) -> Result<(), CoreError> {
         let record = BucketRecord {
             owner: owner.to_owned(),
@@ -28,6 +30,7 @@ impl Coffer {
             region: region.to_owned(),
             versioning: None,
             policy: None,
+            acl,
         };
         let name = name.to_owned();
         let existing = self
@@ -52,6 +55,7 @@ impl Coffer {
             created_ms: rec.created_ms,
             region: rec.region,
             policy: rec.policy,
+            acl: rec.acl,
         })
     }
 
@@ -67,6 +71,7 @@ impl Coffer {
                 created_ms: rec.created_ms,
                 region: rec.region,
                 policy: rec.policy,
+                acl: rec.acl,
             })
             .collect())
     }
@@ -111,7 +116,37 @@ impl Coffer {
         policy: Option<String>,
     ) -> Result<(), CoreError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |s| Ok(s.meta().set_bucket_policy(&bucket, policy.as_deref())?))
+        self.blocking(move |s| Ok(s.meta().update_bucket(&bucket, |rec| rec.policy = policy)?))
             .await
+    }
+
+    /// Sets the bucket's canned ACL.
+    pub async fn set_bucket_acl(&self, bucket: &str, acl: Option<String>) -> Result<(), CoreError> {
+        let bucket = bucket.to_owned();
+        self.blocking(move |s| Ok(s.meta().update_bucket(&bucket, |rec| rec.acl = acl)?))
+            .await
+    }
+
+    /// Sets the canned ACL of a version of an object (`None`: the current one).
+    pub async fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<String>,
+        acl: Option<String>,
+    ) -> Result<(), CoreError> {
+        self.bucket(bucket)?;
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        let found = self
+            .blocking(move |s| {
+                Ok(s.meta()
+                    .set_object_acl(&bucket, &key, version_id.as_deref(), acl.as_deref())?)
+            })
+            .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(CoreError::NoSuchKey)
+        }
     }
 }

@@ -40,6 +40,8 @@ pub struct CopyObject {
     pub customer_key: Option<CustomerKey>,
     /// The target's server-side encryption, when not SSE-C.
     pub server_side: Option<crate::ServerSide>,
+    /// The target's canned ACL (`x-amz-acl`); copies do not inherit the source's.
+    pub acl: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ fn metadata_of(record: &coffer_store::ObjectRecord) -> ObjectMetadata {
         cache_control: record.cache_control.clone(),
         expires: record.expires.clone(),
         user: record.user_metadata.clone(),
+        acl: None,
     }
 }
 
@@ -143,10 +146,11 @@ impl Coffer {
         let source_version_id = read
             .versioned
             .then(|| read.record.exposed_version_id().to_owned());
-        let metadata = match req.metadata {
+        let mut metadata = match req.metadata {
             MetadataDirective::Copy => metadata_of(&read.record),
             MetadataDirective::Replace(m) => m,
         };
+        metadata.acl = req.acl;
         let checksum = match read
             .record
             .checksum

@@ -32,6 +32,7 @@ fn delete_marker_record() -> Result<ObjectRecord, CoreError> {
         delete_marker: true,
         null_version: false,
         upload_id: None,
+        acl: None,
     })
 }
 

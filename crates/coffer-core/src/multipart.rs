@@ -137,6 +137,7 @@ impl Coffer {
             user_metadata: req.metadata.user,
             checksum_algorithm,
             encryption,
+            acl: req.metadata.acl,
         };
         let bucket = req.bucket;
         self.blocking(move |s| Ok(s.meta().create_upload(&bucket, &record)?))
@@ -404,6 +405,7 @@ impl Coffer {
             delete_marker: false,
             null_version: false,
             upload_id: Some(upload_id.to_owned()),
+            acl: upload.acl,
         };
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         if !conditions.is_empty() {

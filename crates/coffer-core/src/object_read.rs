@@ -43,6 +43,27 @@ pub struct ObjectRead {
 }
 
 impl Coffer {
+    /// The record of the current version (or of `version_id`), for metadata-only operations.
+    pub fn object_record(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectRecord, CoreError> {
+        self.bucket(bucket)?;
+        let meta = self.store().meta();
+        let record = match version_id {
+            Some(v) => meta
+                .object_version(bucket, key, v)?
+                .ok_or(CoreError::NoSuchVersion)?,
+            None => meta.object(bucket, key)?.ok_or(CoreError::NoSuchKey)?,
+        };
+        if record.delete_marker {
+            return Err(CoreError::NoSuchKey);
+        }
+        Ok(record)
+    }
+
     /// Looks up an object and checks the request against it; with `with_body`, also starts
     /// streaming the selected bytes.
     pub fn read_object(

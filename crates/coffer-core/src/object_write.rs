@@ -32,6 +32,8 @@ pub struct ObjectMetadata {
     pub cache_control: Option<String>,
     pub expires: Option<String>,
     pub user: Vec<(String, String)>,
+    /// The canned ACL (`x-amz-acl`), when not private.
+    pub acl: Option<String>,
 }
 
 /// The checksum the client asked for, if any, and where its expected value comes from.
@@ -188,6 +190,7 @@ impl Coffer {
             delete_marker: false,
             null_version: false,
             upload_id: None,
+            acl: req.metadata.acl,
         };
         let (bucket, key, conditions) = (req.bucket, req.key, req.conditions);
         let outcome = self

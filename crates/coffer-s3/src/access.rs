@@ -112,6 +112,50 @@ fn url_query_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+impl AccessPolicy {
+    /// What canned ACLs grant to callers other than the owner: READ (list the bucket, read
+    /// an object) and, for `public-read-write` buckets, WRITE (create and delete objects).
+    fn acl_allows(
+        &self,
+        bucket: &coffer_core::BucketInfo,
+        key: Option<&str>,
+        op: &str,
+        authenticated: bool,
+    ) -> bool {
+        let grants_read = |acl: Option<&str>| match acl {
+            Some("public-read" | "public-read-write") => true,
+            Some("authenticated-read") => authenticated,
+            _ => false,
+        };
+        let bucket_acl = bucket.acl.as_deref();
+        match op {
+            "ListObjects"
+            | "ListObjectsV2"
+            | "ListObjectVersions"
+            | "HeadBucket"
+            | "GetBucketLocation"
+            | "ListMultipartUploads" => grants_read(bucket_acl),
+            "PutObject"
+            | "PostObject"
+            | "DeleteObject"
+            | "DeleteObjects"
+            | "CreateMultipartUpload"
+            | "UploadPart"
+            | "CompleteMultipartUpload"
+            | "AbortMultipartUpload"
+            | "ListParts"
+            | "CopyObject"
+            | "UploadPartCopy" => bucket_acl == Some("public-read-write"),
+            "GetObject" | "HeadObject" => key.is_some_and(|k| {
+                self.coffer
+                    .object_record(&bucket.name, k, None)
+                    .is_ok_and(|r| grants_read(r.acl.as_deref()))
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// The IAM action a request needs.
 fn action_of(op: &str, uri: &http::Uri) -> &'static str {
     let action = crate::policy::action_for(op);
@@ -204,6 +248,7 @@ impl S3Access for AccessPolicy {
             crate::policy::Decision::ExplicitDeny if !(is_owner && policy_op) => Err(denied()),
             crate::policy::Decision::Allow => Ok(()),
             _ if is_owner => Ok(()),
+            _ if self.acl_allows(&info, key.as_deref(), &op, user.is_some()) => Ok(()),
             _ => Err(denied()),
         }
     }

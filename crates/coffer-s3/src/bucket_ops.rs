@@ -28,14 +28,7 @@ impl CofferS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let user = self.caller(&req)?;
         let input = req.input;
-        if let Some(acl) = &input.acl
-            && acl.as_str() != BucketCannedACL::PRIVATE
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "Only the private canned ACL is supported."
-            ));
-        }
+        let acl = crate::acl_ops::canned(input.acl.as_ref().map(BucketCannedACL::as_str), false)?;
         if let Some(constraint) = input
             .create_bucket_configuration
             .as_ref()
@@ -52,7 +45,7 @@ impl CofferS3 {
         }
         match self
             .coffer
-            .create_bucket(&input.bucket, &user.name, &self.settings.region)
+            .create_bucket(&input.bucket, &user.name, &self.settings.region, acl)
             .await
         {
             Ok(()) => {}

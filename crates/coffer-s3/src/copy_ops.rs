@@ -93,14 +93,7 @@ impl CofferS3 {
             input.server_side_encryption.as_ref(),
             input.ssekms_key_id.take(),
         )?;
-        if let Some(acl) = &input.acl
-            && acl.as_str() != ObjectCannedACL::PRIVATE
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "Only the private canned ACL is supported."
-            ));
-        }
+        let acl = crate::acl_ops::canned(input.acl.as_ref().map(ObjectCannedACL::as_str), true)?;
         let metadata = match input
             .metadata_directive
             .as_ref()
@@ -141,6 +134,7 @@ impl CofferS3 {
                 metadata,
                 customer_key,
                 server_side: server_side.clone(),
+                acl,
             })
             .await
             .map_err(|e| self.map_err(e))?;

@@ -6,6 +6,7 @@
 //! those carry the SSE-C key in clear.
 
 mod access;
+mod acl_ops;
 mod bucket_ops;
 mod copy_ops;
 mod errors;

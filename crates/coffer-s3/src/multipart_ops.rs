@@ -46,14 +46,7 @@ impl CofferS3 {
             input.server_side_encryption.as_ref(),
             input.ssekms_key_id.take(),
         )?;
-        if let Some(acl) = &input.acl
-            && acl.as_str() != ObjectCannedACL::PRIVATE
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "Only the private canned ACL is supported."
-            ));
-        }
+        let acl = crate::acl_ops::canned(input.acl.as_ref().map(ObjectCannedACL::as_str), true)?;
         let checksum_algorithm = match &input.checksum_algorithm {
             Some(a) => Some(ChecksumAlgorithm::parse(a.as_str()).ok_or_else(|| {
                 s3_error!(
@@ -85,6 +78,8 @@ impl CofferS3 {
             input.cache_control.take(),
             &req.headers,
         );
+        let mut metadata = metadata;
+        metadata.acl = acl;
         let upload_id = self
             .coffer
             .create_multipart_upload(CreateUpload {

@@ -66,6 +66,7 @@ pub(crate) fn object_metadata(
     let mut user: Vec<(String, String)> = user.unwrap_or_default().into_iter().collect();
     user.sort();
     ObjectMetadata {
+        acl: None,
         content_type,
         content_encoding: content_encoding.and_then(strip_aws_chunked),
         content_disposition,
@@ -260,14 +261,7 @@ impl CofferS3 {
             input.server_side_encryption.as_ref(),
             input.ssekms_key_id.take(),
         )?;
-        if let Some(acl) = &input.acl
-            && acl.as_str() != ObjectCannedACL::PRIVATE
-        {
-            return Err(s3_error!(
-                NotImplemented,
-                "Only the private canned ACL is supported."
-            ));
-        }
+        let acl = crate::acl_ops::canned(input.acl.as_ref().map(ObjectCannedACL::as_str), true)?;
         let expected_len = declared_length(&req.headers, input.content_length)?;
         let checksum = expected_checksum(
             [
@@ -292,6 +286,8 @@ impl CofferS3 {
         );
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
         let body = body_stream(input.body.take());
+        let mut metadata = metadata;
+        metadata.acl = acl;
         let put = PutObject {
             bucket: input.bucket.clone(),
             key: input.key.clone(),

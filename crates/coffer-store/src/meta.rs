@@ -156,8 +156,12 @@ impl MetaStore {
         Ok(outcome)
     }
 
-    /// Replaces (or, with `None`, removes) a bucket's policy document.
-    pub fn set_bucket_policy(&self, bucket: &str, policy: Option<&str>) -> Result<(), StoreError> {
+    /// Changes a bucket's record in one transaction (policy, ACL).
+    pub fn update_bucket(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketRecord),
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut buckets = txn.open_table(BUCKETS)?;
@@ -165,7 +169,7 @@ impl MetaStore {
                 Some(v) => decode(v.value())?,
                 None => return Err(StoreError::NoSuchBucket),
             };
-            rec.policy = policy.map(str::to_owned);
+            change(&mut rec);
             buckets.insert(bucket, encode(&rec)?.as_slice())?;
         }
         txn.commit()?;
@@ -314,6 +318,7 @@ mod tests {
             delete_marker: false,
             null_version: false,
             upload_id: None,
+            acl: None,
         }
     }
 
@@ -327,6 +332,7 @@ mod tests {
             region: "r".into(),
             versioning: None,
             policy: None,
+            acl: None,
         };
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());

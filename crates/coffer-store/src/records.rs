@@ -38,6 +38,9 @@ pub struct BucketRecord {
     /// The bucket policy document (JSON), as the owner last put it.
     #[serde(default)]
     pub policy: Option<String>,
+    /// The canned ACL ("private", "public-read", ...); absent means private.
+    #[serde(default)]
+    pub acl: Option<String>,
 }
 
 /// One stored object version (today: the current version of a key).
@@ -81,6 +84,9 @@ pub struct ObjectRecord {
     /// same upload can answer as the first one did).
     #[serde(default)]
     pub upload_id: Option<String>,
+    /// The object's canned ACL; absent means private.
+    #[serde(default)]
+    pub acl: Option<String>,
 }
 
 impl ObjectRecord {
@@ -141,6 +147,7 @@ mod tests {
             region: "us-east-1".into(),
             versioning: None,
             policy: None,
+            acl: None,
         };
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes[0], FORMAT_V1);
@@ -179,6 +186,9 @@ pub struct UploadRecord {
     /// The checksum algorithm named at creation, as S3 spells it.
     #[serde(default)]
     pub checksum_algorithm: Option<String>,
+    /// The canned ACL the object gets at Complete.
+    #[serde(default)]
+    pub acl: Option<String>,
     /// The data key, sealed at creation and bound to the upload id.
     #[serde(default)]
     pub encryption: Option<EncryptionRecord>,

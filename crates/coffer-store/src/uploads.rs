@@ -289,6 +289,7 @@ mod tests {
             expires: None,
             user_metadata: vec![],
             checksum_algorithm: None,
+            acl: None,
             encryption: None,
         }
     }
@@ -315,6 +316,7 @@ mod tests {
             region: "r".into(),
             versioning: None,
             policy: None,
+            acl: None,
         };
         meta.create_bucket("b", &b).unwrap();
         meta.create_upload("b", &upload("u1", "k")).unwrap();
@@ -384,6 +386,7 @@ mod tests {
             delete_marker: false,
             null_version: false,
             upload_id: None,
+            acl: None,
         };
         let done = meta
             .complete_upload("b", "k", "u1", &object, &[1, 3], None)

@@ -463,6 +463,52 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// Sets the canned ACL of one version (`None`: the current one); false if there is none.
+    pub fn set_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let Some(target) = (match version_id {
+            Some(v) => self.object_version(bucket, key, v)?,
+            None => self.object(bucket, key)?,
+        }) else {
+            return Ok(false);
+        };
+        if target.delete_marker {
+            return Ok(false);
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let okey = object_key(bucket, key);
+            let mut objects = txn.open_table(OBJECTS)?;
+            let current = match objects.get(okey.as_slice())? {
+                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                None => None,
+            };
+            if let Some(mut c) = current
+                && c.version_id == target.version_id
+            {
+                c.acl = acl.map(str::to_owned);
+                objects.insert(okey.as_slice(), encode(&c)?.as_slice())?;
+            }
+            let mut versions = txn.open_table(VERSIONS)?;
+            let vkey = version_key(bucket, key, &target.version_id);
+            let stored = match versions.get(vkey.as_slice())? {
+                Some(v) => Some(decode::<ObjectRecord>(v.value())?),
+                None => None,
+            };
+            if let Some(mut v) = stored {
+                v.acl = acl.map(str::to_owned);
+                versions.insert(vkey.as_slice(), encode(&v)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(true)
+    }
+
     /// The current version id of a key (to tell which listed version is the latest).
     pub fn current_version_id(
         &self,
