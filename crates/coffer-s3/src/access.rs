@@ -218,6 +218,13 @@ impl S3Access for AccessPolicy {
             Err(CoreError::NoSuchBucket) => return Ok(()),
             Err(e) => return Err(crate::errors::to_s3_error(e, &self.settings)),
         };
+        // x-amz-expected-bucket-owner: a caller guarding against writing into someone else's
+        // bucket gets 403 when the owner differs.
+        if let Some(expected) = cx.headers().get("x-amz-expected-bucket-owner")
+            && expected.as_bytes() != info.owner.as_bytes()
+        {
+            return Err(denied());
+        }
         let is_owner = user.as_ref().is_some_and(|u| u.name == info.owner);
         let decision = match info.policy.as_deref() {
             Some(doc) => match crate::policy::BucketPolicy::parse(doc, &bucket) {

@@ -54,6 +54,16 @@ fn query_params(uri: &Uri) -> Vec<(&str, &str)> {
 }
 
 pub fn refuse_before_routing(method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Refusal> {
+    // S3 refuses keys with C1 control characters (U+0080..U+009F) as unparsable URIs; C0
+    // controls such as tab and newline are valid key characters (listed with encoding-type=url).
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy();
+    if path.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)) {
+        return Some(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code: "InvalidURI",
+            message: "Couldn't parse the specified URI.",
+        });
+    }
     let params = query_params(uri);
     if let Some((_, v)) = params
         .iter()
@@ -160,5 +170,11 @@ mod tests {
         );
         assert_eq!(refuse(Method::PUT, "/b/k", Some(big)), None);
         assert_eq!(refuse(Method::POST, "/b?delete", Some(10)), None);
+        assert_eq!(
+            refuse(Method::GET, "/b/%C2%AE%C2%8A-", None),
+            Some("InvalidURI")
+        );
+        assert_eq!(refuse(Method::GET, "/b/caf%C3%A9%20x", None), None);
+        assert_eq!(refuse(Method::GET, "/b/tab%09new%0Aline%01", None), None);
     }
 }
