@@ -34,12 +34,13 @@ pub(crate) fn has_sse_c_headers(headers: &http::HeaderMap) -> bool {
 }
 
 /// The condition context of a request: the keys bucket policies can test.
-fn policy_context(
-    cx: &mut S3AccessContext<'_>,
+pub(crate) fn policy_context(
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+    info: Option<ConnectionInfo>,
     user: Option<&crate::User>,
 ) -> HashMap<String, Vec<String>> {
     let mut ctx: HashMap<String, Vec<String>> = HashMap::new();
-    let info = cx.extensions_mut().get::<ConnectionInfo>().copied();
     let secure = info.is_some_and(|c| c.secure);
     ctx.insert("aws:securetransport".into(), vec![secure.to_string()]);
     if let Some(peer) = info.and_then(|c| c.peer) {
@@ -61,7 +62,7 @@ fn policy_context(
         ctx.insert("aws:currenttime".into(), vec![t]);
     }
     // Request headers policies commonly test, under their s3: condition key names.
-    for (name, value) in cx.headers() {
+    for (name, value) in headers {
         let n = name.as_str();
         let wanted = n.starts_with("x-amz-server-side-encryption")
             || n.starts_with("x-amz-copy-source")
@@ -82,7 +83,7 @@ fn policy_context(
             ctx.entry(format!("s3:{n}")).or_default().push(v.to_owned());
         }
     }
-    if let Some(q) = cx.uri().query() {
+    if let Some(q) = uri.query() {
         for (k, v) in url_query_pairs(q) {
             let key = match k.as_str() {
                 "prefix" => "s3:prefix",
@@ -112,52 +113,96 @@ fn url_query_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-impl AccessPolicy {
-    /// What canned ACLs grant to callers other than the owner: READ (list the bucket, read
-    /// an object) and, for `public-read-write` buckets, WRITE (create and delete objects).
-    fn acl_allows(
-        &self,
-        bucket: &coffer_core::BucketInfo,
-        key: Option<&str>,
-        op: &str,
-        authenticated: bool,
-    ) -> bool {
-        let grants_read = |acl: Option<&str>| match acl {
-            Some("public-read" | "public-read-write") => true,
-            Some("authenticated-read") => authenticated,
-            _ => false,
-        };
-        let bucket_acl = bucket.acl.as_deref();
-        match op {
-            "ListObjects"
-            | "ListObjectsV2"
-            | "ListObjectVersions"
-            | "HeadBucket"
-            | "GetBucketLocation"
-            | "ListMultipartUploads" => grants_read(bucket_acl),
-            "PutObject"
-            | "PostObject"
-            | "DeleteObject"
-            | "DeleteObjects"
-            | "CreateMultipartUpload"
-            | "UploadPart"
-            | "CompleteMultipartUpload"
-            | "AbortMultipartUpload"
-            | "ListParts"
-            | "CopyObject"
-            | "UploadPartCopy" => bucket_acl == Some("public-read-write"),
-            "GetObject" | "HeadObject" => key.is_some_and(|k| {
-                self.coffer
-                    .object_record(&bucket.name, k, None)
-                    .is_ok_and(|r| grants_read(r.acl.as_deref()))
-            }),
-            _ => false,
+/// The decision for a non-root caller on an existing bucket: an explicit Deny in the bucket
+/// policy refuses (except the owner managing the policy itself), an Allow grants, and
+/// otherwise the owner may and others only what canned ACLs grant.
+pub(crate) fn authorize(
+    coffer: &Coffer,
+    user: Option<&crate::User>,
+    info: &coffer_core::BucketInfo,
+    key: Option<&str>,
+    op: &str,
+    action: &str,
+    context: &HashMap<String, Vec<String>>,
+) -> bool {
+    let is_owner = user.is_some_and(|u| u.name == info.owner);
+    let decision = match info.policy.as_deref() {
+        Some(doc) => match crate::policy::BucketPolicy::parse(doc, &info.name) {
+            Ok(policy) => {
+                let resource = match key {
+                    Some(k) => format!("arn:aws:s3:::{}/{k}", info.name),
+                    None => format!("arn:aws:s3:::{}", info.name),
+                };
+                policy.evaluate(&crate::policy::PolicyRequest {
+                    principal: user.map(|u| u.name.as_str()),
+                    action,
+                    resource: &resource,
+                    context,
+                })
+            }
+            // A stored policy always parsed when it was put; fail closed if not.
+            Err(_) => crate::policy::Decision::ExplicitDeny,
+        },
+        None => crate::policy::Decision::NotApplicable,
+    };
+    // The owner keeps control of the policy itself, so a bad Deny can be undone.
+    let policy_op = matches!(
+        op,
+        "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy"
+    );
+    match decision {
+        crate::policy::Decision::ExplicitDeny => is_owner && policy_op,
+        crate::policy::Decision::Allow => true,
+        crate::policy::Decision::NotApplicable => {
+            is_owner || acl_allows(coffer, info, key, op, user.is_some())
         }
     }
 }
 
+/// What canned ACLs grant to callers other than the owner: READ (list the bucket, read an
+/// object) and, for `public-read-write` buckets, WRITE (create and delete objects).
+fn acl_allows(
+    coffer: &Coffer,
+    bucket: &coffer_core::BucketInfo,
+    key: Option<&str>,
+    op: &str,
+    authenticated: bool,
+) -> bool {
+    let grants_read = |acl: Option<&str>| match acl {
+        Some("public-read" | "public-read-write") => true,
+        Some("authenticated-read") => authenticated,
+        _ => false,
+    };
+    let bucket_acl = bucket.acl.as_deref();
+    match op {
+        "ListObjects"
+        | "ListObjectsV2"
+        | "ListObjectVersions"
+        | "HeadBucket"
+        | "GetBucketLocation"
+        | "ListMultipartUploads" => grants_read(bucket_acl),
+        "PutObject"
+        | "PostObject"
+        | "DeleteObject"
+        | "DeleteObjects"
+        | "CreateMultipartUpload"
+        | "UploadPart"
+        | "CompleteMultipartUpload"
+        | "AbortMultipartUpload"
+        | "ListParts"
+        | "CopyObject"
+        | "UploadPartCopy" => bucket_acl == Some("public-read-write"),
+        "GetObject" | "HeadObject" => key.is_some_and(|k| {
+            coffer
+                .object_record(&bucket.name, k, None)
+                .is_ok_and(|r| grants_read(r.acl.as_deref()))
+        }),
+        _ => false,
+    }
+}
+
 /// The IAM action a request needs.
-fn action_of(op: &str, uri: &http::Uri) -> &'static str {
+pub(crate) fn action_of(op: &str, uri: &http::Uri) -> &'static str {
     let action = crate::policy::action_for(op);
     let versioned = uri
         .query()
@@ -225,38 +270,21 @@ impl S3Access for AccessPolicy {
         {
             return Err(denied());
         }
-        let is_owner = user.as_ref().is_some_and(|u| u.name == info.owner);
-        let decision = match info.policy.as_deref() {
-            Some(doc) => match crate::policy::BucketPolicy::parse(doc, &bucket) {
-                Ok(policy) => {
-                    let resource = match &key {
-                        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
-                        None => format!("arn:aws:s3:::{bucket}"),
-                    };
-                    let context = policy_context(cx, user.as_ref());
-                    policy.evaluate(&crate::policy::PolicyRequest {
-                        principal: user.as_ref().map(|u| u.name.as_str()),
-                        action: action_of(&op, cx.uri()),
-                        resource: &resource,
-                        context: &context,
-                    })
-                }
-                // A stored policy always parsed when it was put; fail closed if not.
-                Err(_) => crate::policy::Decision::ExplicitDeny,
-            },
-            None => crate::policy::Decision::NotApplicable,
-        };
-        // The owner keeps control of the policy itself, so a bad Deny can be undone.
-        let policy_op = matches!(
-            op.as_str(),
-            "PutBucketPolicy" | "GetBucketPolicy" | "DeleteBucketPolicy"
-        );
-        match decision {
-            crate::policy::Decision::ExplicitDeny if !(is_owner && policy_op) => Err(denied()),
-            crate::policy::Decision::Allow => Ok(()),
-            _ if is_owner => Ok(()),
-            _ if self.acl_allows(&info, key.as_deref(), &op, user.is_some()) => Ok(()),
-            _ => Err(denied()),
+        let conn = cx.extensions_mut().get::<ConnectionInfo>().copied();
+        let context = policy_context(cx.headers(), cx.uri(), conn, user.as_ref());
+        let action = action_of(&op, cx.uri());
+        if authorize(
+            &self.coffer,
+            user.as_ref(),
+            &info,
+            key.as_deref(),
+            &op,
+            action,
+            &context,
+        ) {
+            Ok(())
+        } else {
+            Err(denied())
         }
     }
 }

@@ -57,15 +57,43 @@ fn copy_range(v: &str) -> S3Result<RangeSpec> {
 
 impl CofferS3 {
     /// A non-root user may copy only from buckets it owns.
-    fn check_source_access<T>(&self, req: &S3Request<T>, bucket: &str) -> S3Result<()> {
+    /// The caller must be allowed to read the copy source (s3:GetObject, or
+    /// s3:GetObjectVersion for a version) by owning its bucket, its policy or its ACL.
+    fn check_source_access<T>(
+        &self,
+        req: &S3Request<T>,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> S3Result<()> {
         let user = self.caller(req)?;
         if user.is_root {
             return Ok(());
         }
-        match self.coffer.bucket(bucket) {
-            Ok(info) if info.owner != user.name => Err(s3_error!(AccessDenied, "Access Denied")),
-            Ok(_) => Ok(()),
-            Err(e) => Err(self.map_err(e)),
+        let info = self.coffer.bucket(bucket).map_err(|e| self.map_err(e))?;
+        let action = if version.is_some() {
+            "s3:GetObjectVersion"
+        } else {
+            "s3:GetObject"
+        };
+        let context = crate::access::policy_context(
+            &req.headers,
+            &req.uri,
+            req.extensions.get::<crate::ConnectionInfo>().copied(),
+            Some(&user),
+        );
+        if crate::access::authorize(
+            &self.coffer,
+            Some(&user),
+            &info,
+            Some(key),
+            "GetObject",
+            action,
+            &context,
+        ) {
+            Ok(())
+        } else {
+            Err(s3_error!(AccessDenied, "Access Denied"))
         }
     }
 
@@ -75,7 +103,7 @@ impl CofferS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         crate::ssec::drop_key_headers(&mut req.headers);
         let (src_bucket, src_key, src_version) = source_of(&req.input.copy_source)?;
-        self.check_source_access(&req, &src_bucket)?;
+        self.check_source_access(&req, &src_bucket, &src_key, src_version.as_deref())?;
         let input = &mut req.input;
         let customer_key = take_customer_key(
             &mut input.sse_customer_algorithm,
@@ -174,7 +202,7 @@ impl CofferS3 {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         crate::ssec::drop_key_headers(&mut req.headers);
         let (src_bucket, src_key, src_version) = source_of(&req.input.copy_source)?;
-        self.check_source_access(&req, &src_bucket)?;
+        self.check_source_access(&req, &src_bucket, &src_key, src_version.as_deref())?;
         let input = &mut req.input;
         let customer_key = take_customer_key(
             &mut input.sse_customer_algorithm,
