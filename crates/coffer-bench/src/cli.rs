@@ -166,13 +166,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        _ => return Err(format!("bad size unit in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        _ => {
+            return Err(format!(
+                "bad size unit in {s:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     let value: f64 = num
         .parse()
         .map_err(|_| format!("bad size {s:?} (e.g. 4096, 4KiB, 1MiB, 64MiB)"))?;
     let bytes = value * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 1e15 {
+    if !bytes.is_finite() || !(0.0..=1e15).contains(&bytes) {
         return Err(format!("size {s:?} out of range"));
     }
     Ok(bytes.round() as u64)
@@ -180,9 +184,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Human form of a byte count, binary units (`64 MiB`, `4 KiB`, `1536 B`).
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
     for (name, unit) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{} {name}", bytes / unit);
         }
     }
@@ -200,7 +209,9 @@ fn parse_mix(s: &str) -> Result<Mix, String> {
 
 fn parse_secs(s: &str) -> Result<f64, String> {
     let t = s.trim().trim_end_matches('s');
-    let v: f64 = t.parse().map_err(|_| format!("bad number of seconds {s:?}"))?;
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("bad number of seconds {s:?}"))?;
     if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
         return Err(format!("seconds {s:?} out of range (0..86400)"));
     }
@@ -397,22 +408,38 @@ impl Config {
             return Err("--objects must be at least 1".into());
         }
         if a.size > MAX_SIZE {
-            return Err(format!("--size is at most {} (bodies are kept in memory)", human_size(MAX_SIZE)));
+            return Err(format!(
+                "--size is at most {} (bodies are kept in memory)",
+                human_size(MAX_SIZE)
+            ));
         }
-        if a.size == 0 && (a.mix.contains(OpKind::RangeGet) || a.mix.contains(OpKind::MultipartPut)) {
+        if a.size == 0 && (a.mix.contains(OpKind::RangeGet) || a.mix.contains(OpKind::MultipartPut))
+        {
             return Err("range-get and multipart-put need --size > 0".into());
         }
         if a.mix.contains(OpKind::MultipartPut) {
             let parts = a.size.div_ceil(a.part_size.max(1));
             if a.part_size < MIN_PART && parts > 1 {
-                return Err("--part-size must be at least 5MiB when an object has more than one part".into());
+                return Err(
+                    "--part-size must be at least 5MiB when an object has more than one part"
+                        .into(),
+                );
             }
             if parts > MAX_PARTS {
                 return Err("--size / --part-size gives more than 10000 parts".into());
             }
         }
-        if a.bucket.len() < 3 || a.bucket.len() > 63 || !a.bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.') {
-            return Err(format!("--bucket {:?} is not a valid bucket name", a.bucket));
+        if a.bucket.len() < 3
+            || a.bucket.len() > 63
+            || !a
+                .bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            return Err(format!(
+                "--bucket {:?} is not a valid bucket name",
+                a.bucket
+            ));
         }
         if a.threads == Some(0) {
             return Err("--threads must be at least 1".into());
@@ -479,10 +506,6 @@ impl Config {
             label: a.label,
         })
     }
-
-    pub fn key(&self, index: u64) -> String {
-        format!("{}{:08}", self.prefix, index % self.objects)
-    }
 }
 
 #[cfg(test)]
@@ -518,7 +541,10 @@ mod tests {
         assert_eq!(m.entries(), &[(OpKind::Put, 1), (OpKind::Get, 3)]);
         let picks: Vec<OpKind> = (0..4).map(|r| m.pick(r)).collect();
         assert_eq!(picks, [OpKind::Put, OpKind::Get, OpKind::Get, OpKind::Get]);
-        assert_eq!(Mix::parse("range-get").unwrap().entries(), &[(OpKind::RangeGet, 1)]);
+        assert_eq!(
+            Mix::parse("range-get").unwrap().entries(),
+            &[(OpKind::RangeGet, 1)]
+        );
         assert_eq!(m.to_string(), "put=1,get=3");
         assert!(Mix::parse("put=x").is_err());
         assert!(Mix::parse("copy").is_err());
@@ -529,7 +555,15 @@ mod tests {
 
     #[test]
     fn config_checks() {
-        let base = ["coffer-bench", "--endpoint", "https://127.0.0.1:1", "--access-key", "a", "--secret-key", "b"];
+        let base = [
+            "coffer-bench",
+            "--endpoint",
+            "https://127.0.0.1:1",
+            "--access-key",
+            "a",
+            "--secret-key",
+            "b",
+        ];
         let parse = |extra: &[&str]| {
             let argv: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
             Config::from_args(Args::try_parse_from(argv).map_err(|e| e.to_string())?)
@@ -539,16 +573,48 @@ mod tests {
         assert_eq!(c.range_size, 2048);
         assert!(matches!(c.stop, Stop::After(d) if d == Duration::from_secs(10)));
         assert!(!parse(&["--op", "put"]).unwrap().prepare);
-        assert!(parse(&["--op", "multipart-put", "--size", "64MiB", "--part-size", "1MiB"]).is_err());
-        assert!(parse(&["--op", "multipart-put", "--size", "4MiB", "--part-size", "1MiB"]).is_err());
-        assert!(parse(&["--op", "multipart-put", "--size", "1MiB", "--part-size", "1MiB"]).is_ok());
+        assert!(
+            parse(&[
+                "--op",
+                "multipart-put",
+                "--size",
+                "64MiB",
+                "--part-size",
+                "1MiB"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "--op",
+                "multipart-put",
+                "--size",
+                "4MiB",
+                "--part-size",
+                "1MiB"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "--op",
+                "multipart-put",
+                "--size",
+                "1MiB",
+                "--part-size",
+                "1MiB"
+            ])
+            .is_ok()
+        );
         assert!(parse(&["--bucket", "Bad_Name"]).is_err());
         assert!(parse(&["--ssec-key", "AAAA"]).is_err());
         assert!(parse(&["--ssec", "--ssec-key", "AAAA"]).is_err());
         let k = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        assert_eq!(parse(&["--ssec", "--ssec-key", &k]).unwrap().ssec_key, Some([7u8; 32]));
+        assert_eq!(
+            parse(&["--ssec", "--ssec-key", &k]).unwrap().ssec_key,
+            Some([7u8; 32])
+        );
         assert!(parse(&["--ops", "5", "--duration", "3"]).is_err());
         assert!(matches!(parse(&["--ops", "5"]).unwrap().stop, Stop::Ops(5)));
-        assert_eq!(parse(&["--objects", "3"]).unwrap().key(4), "coffer-bench/00000001");
     }
 }

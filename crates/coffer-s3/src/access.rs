@@ -216,6 +216,70 @@ pub(crate) fn action_of(op: &str, uri: &http::Uri) -> &'static str {
 
 #[async_trait::async_trait]
 impl S3Access for AccessPolicy {
+    /// Browser form uploads: the SSE-C transport rule and the authorization decision, with the
+    /// form's fields as condition keys (a policy requiring SSE-C must see the form's SSE-C
+    /// algorithm field, not just headers).
+    async fn post_object(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::PostObjectInput>,
+    ) -> S3Result<()> {
+        let input = &req.input;
+        let has_sse_c = input.sse_customer_algorithm.is_some()
+            || input.sse_customer_key.is_some()
+            || input.sse_customer_key_md5.is_some();
+        let conn = req.extensions.get::<ConnectionInfo>().copied();
+        let secure = conn.is_some_and(|c| c.secure);
+        if has_sse_c && !secure && !self.settings.ssec_allow_plain_http {
+            return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
+        }
+        let user = match &req.credentials {
+            Some(c) => Some(
+                self.users
+                    .by_access_key(&c.access_key)
+                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?
+                    .clone(),
+            ),
+            None => None,
+        };
+        if user.as_ref().is_some_and(|u| u.is_root) {
+            return Ok(());
+        }
+        let info = match self.coffer.bucket(&input.bucket) {
+            Ok(info) => info,
+            Err(CoreError::NoSuchBucket) => return Ok(()),
+            Err(e) => return Err(crate::errors::to_s3_error(e, &self.settings)),
+        };
+        let mut context = policy_context(&req.headers, &req.uri, conn, user.as_ref());
+        if let Some(a) = &input.sse_customer_algorithm {
+            context.insert(
+                "s3:x-amz-server-side-encryption-customer-algorithm".into(),
+                vec![a.clone()],
+            );
+        }
+        if let Some(sse) = &input.server_side_encryption {
+            context.insert(
+                "s3:x-amz-server-side-encryption".into(),
+                vec![sse.as_str().to_owned()],
+            );
+        }
+        if let Some(acl) = &input.acl {
+            context.insert("s3:x-amz-acl".into(), vec![acl.as_str().to_owned()]);
+        }
+        if authorize(
+            &self.coffer,
+            user.as_ref(),
+            &info,
+            Some(&input.key),
+            "PostObject",
+            "s3:PutObject",
+            &context,
+        ) {
+            Ok(())
+        } else {
+            Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+        }
+    }
+
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let user = match cx.credentials() {
             Some(credentials) => Some(
@@ -250,6 +314,11 @@ impl S3Access for AccessPolicy {
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
         let op = cx.s3_op().name().to_owned();
+        if op == "PostObject" {
+            // Browser uploads carry SSE-C and other conditions as form fields, which only the
+            // post_object hook below sees: the decision is made there.
+            return Ok(());
+        }
         if op == "CreateBucket" {
             return if user.is_some() {
                 Ok(())
