@@ -340,7 +340,24 @@ impl S3Access for AccessPolicy {
             return Err(denied());
         }
         let conn = cx.extensions_mut().get::<ConnectionInfo>().copied();
-        let context = policy_context(cx.headers(), cx.uri(), conn, user.as_ref());
+        let mut context = policy_context(cx.headers(), cx.uri(), conn, user.as_ref());
+        // Parts and the Complete of an SSE-C upload need no key headers, yet the object they
+        // make is SSE-C: let policies that require SSE-C see the upload's algorithm.
+        if matches!(
+            op.as_str(),
+            "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload"
+        ) && let (Some(k), Some(q)) = (key.as_deref(), cx.uri().query())
+            && let Some((_, upload_id)) = url_query_pairs(q)
+                .into_iter()
+                .find(|(n, _)| n == "uploadId")
+            && let Ok(upload) = self.coffer.upload(&bucket, k, &upload_id)
+            && let Some(enc) = &upload.encryption
+            && enc.scheme == "SSE-C"
+        {
+            context
+                .entry("s3:x-amz-server-side-encryption-customer-algorithm".into())
+                .or_insert_with(|| vec![enc.algorithm.clone()]);
+        }
         let action = action_of(&op, cx.uri());
         if authorize(
             &self.coffer,
