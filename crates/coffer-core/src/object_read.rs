@@ -112,16 +112,7 @@ impl Coffer {
                 r
             }
         };
-        let data_key = crate::encryption::open_object_key(
-            self.server_keys(),
-            opts.customer_key.as_ref(),
-            &record,
-            bucket,
-            key,
-        )?;
-        drop(opts.customer_key);
-        opts.conditions
-            .check_read(&record.etag, record.last_modified_ms)?;
+        // Which bytes: a part number the object lacks is an error whatever the key.
         let range = match (opts.part_number, opts.range) {
             (Some(_), Some(_)) => {
                 return Err(CoreError::InvalidRequest(
@@ -132,6 +123,16 @@ impl Coffer {
             (None, Some(spec)) => Some(spec.resolve(record.size)?),
             (None, None) => None,
         };
+        let data_key = crate::encryption::open_object_key(
+            self.server_keys(),
+            opts.customer_key.as_ref(),
+            &record,
+            bucket,
+            key,
+        )?;
+        drop(opts.customer_key);
+        opts.conditions
+            .check_read(&record.etag, record.last_modified_ms)?;
         let (start, end_exclusive) = match range {
             Some((s, e)) => (s, e + 1),
             None => (0, record.size),

@@ -53,6 +53,12 @@ pub(crate) fn policy_context(
     } else {
         ctx.insert("aws:principaltype".into(), vec!["Anonymous".into()]);
     }
+    if let Some(referer) = headers
+        .get(http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+    {
+        ctx.insert("aws:referer".into(), vec![referer.to_owned()]);
+    }
     let now = time::OffsetDateTime::now_utc();
     ctx.insert(
         "aws:epochtime".into(),
@@ -359,6 +365,29 @@ impl S3Access for AccessPolicy {
                 .or_insert_with(|| vec![enc.algorithm.clone()]);
         }
         let action = action_of(&op, cx.uri());
+        // S3 tells a caller that may list the bucket that an object is missing (404); others
+        // get 403 whether it exists or not.
+        if matches!(op.as_str(), "GetObject" | "HeadObject")
+            && let Some(k) = key.as_deref()
+            && matches!(
+                self.coffer.object_record(&bucket, k, None),
+                Err(CoreError::NoSuchKey)
+            )
+        {
+            let mut list_context = context.clone();
+            list_context.insert("s3:prefix".into(), vec![k.to_owned()]);
+            if authorize(
+                &self.coffer,
+                user.as_ref(),
+                &info,
+                None,
+                "ListObjects",
+                "s3:ListBucket",
+                &list_context,
+            ) {
+                return Ok(());
+            }
+        }
         if authorize(
             &self.coffer,
             user.as_ref(),
