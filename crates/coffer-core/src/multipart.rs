@@ -331,10 +331,16 @@ impl Coffer {
         }
         if parts
             .windows(2)
-            .any(|w| w[0].part_number >= w[1].part_number)
+            .any(|w| w[0].part_number > w[1].part_number)
         {
             return Err(CoreError::InvalidPartOrder);
         }
+        // A part number listed twice (a part re-sent while the first send was in flight)
+        // means the part as last uploaded: keep the last entry of each number.
+        let mut parts = parts;
+        parts.reverse();
+        parts.dedup_by_key(|p| p.part_number);
+        parts.reverse();
         let stored = self
             .store()
             .meta()
