@@ -5,7 +5,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::CofferS3;
-use crate::object_ops::{object_metadata, set_checksum_fields, timestamp};
+use crate::object_ops::{object_metadata, set_checksum, timestamp};
 use crate::ssec::{echo, take_customer_key};
 
 fn source_of(cs: &s3s::dto::CopySource) -> S3Result<(String, String, Option<String>)> {
@@ -172,15 +172,7 @@ impl CofferS3 {
             ..Default::default()
         };
         if let Some((alg, value)) = outcome.checksum {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut result.checksum_crc32,
-                &mut result.checksum_crc32c,
-                &mut result.checksum_crc64nvme,
-                &mut result.checksum_sha1,
-                &mut result.checksum_sha256,
-            );
+            set_checksum!(result, alg, value);
         }
         let (server_side_encryption, ssekms_key_id) =
             crate::ssec::server_side_echo(server_side.as_ref());
@@ -263,15 +255,7 @@ impl CofferS3 {
             ..Default::default()
         };
         if let Some((alg, value)) = outcome.checksum {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut result.checksum_crc32,
-                &mut result.checksum_crc32c,
-                &mut result.checksum_crc64nvme,
-                &mut result.checksum_sha1,
-                &mut result.checksum_sha256,
-            );
+            set_checksum!(result, alg, value);
         }
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),

@@ -9,8 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::CofferS3;
 use crate::bucket_ops::owner_of;
 use crate::object_ops::{
-    body_stream, declared_length, expected_checksum, object_metadata, set_checksum_fields,
-    timestamp,
+    body_stream, declared_length, expected_checksum, object_metadata, set_checksum, timestamp,
 };
 use crate::ssec::{echo, take_customer_key};
 
@@ -166,15 +165,7 @@ impl CofferS3 {
             ..Default::default()
         };
         if let Some((alg, value)) = outcome.checksum {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-            );
+            set_checksum!(output, alg, value);
         }
         Ok(S3Response::new(output))
     }
@@ -228,15 +219,7 @@ impl CofferS3 {
             ..Default::default()
         };
         if let Some((alg, value, full)) = outcome.checksum {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-            );
+            set_checksum!(output, alg, value);
             output.checksum_type = Some(checksum_type_dto(full));
         }
         // s3s's output type for Complete has no SSE-C fields: echo them as headers.
@@ -318,15 +301,7 @@ impl CofferS3 {
                 if let Some((name, value)) = p.checksum
                     && let Some(alg) = ChecksumAlgorithm::parse(&name)
                 {
-                    set_checksum_fields(
-                        alg,
-                        value,
-                        &mut part.checksum_crc32,
-                        &mut part.checksum_crc32c,
-                        &mut part.checksum_crc64nvme,
-                        &mut part.checksum_sha1,
-                        &mut part.checksum_sha256,
-                    );
+                    set_checksum!(part, alg, value);
                 }
                 part
             })

@@ -173,24 +173,20 @@ pub(crate) fn expected_checksum(
     Ok(ExpectedChecksum::None)
 }
 
-pub(crate) fn set_checksum_fields(
-    alg: ChecksumAlgorithm,
-    value: String,
-    crc32: &mut Option<String>,
-    crc32c: &mut Option<String>,
-    crc64: &mut Option<String>,
-    sha1: &mut Option<String>,
-    sha256: &mut Option<String>,
-) {
-    let slot = match alg {
-        ChecksumAlgorithm::Crc32 => crc32,
-        ChecksumAlgorithm::Crc32c => crc32c,
-        ChecksumAlgorithm::Crc64Nvme => crc64,
-        ChecksumAlgorithm::Sha1 => sha1,
-        ChecksumAlgorithm::Sha256 => sha256,
-    };
-    *slot = Some(value);
+/// Sets the `checksum_*` field of an s3s output (they all name them alike) for `alg`.
+macro_rules! set_checksum {
+    ($out:expr, $alg:expr, $value:expr) => {{
+        let value = Some($value);
+        match $alg {
+            coffer_core::ChecksumAlgorithm::Crc32 => $out.checksum_crc32 = value,
+            coffer_core::ChecksumAlgorithm::Crc32c => $out.checksum_crc32c = value,
+            coffer_core::ChecksumAlgorithm::Crc64Nvme => $out.checksum_crc64nvme = value,
+            coffer_core::ChecksumAlgorithm::Sha1 => $out.checksum_sha1 = value,
+            coffer_core::ChecksumAlgorithm::Sha256 => $out.checksum_sha256 = value,
+        }
+    }};
 }
+pub(crate) use set_checksum;
 
 /// The stored whole-object checksum: (algorithm, value, checksum type).
 fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String, &'static str)> {
@@ -315,15 +311,7 @@ impl CofferS3 {
             ..Default::default()
         };
         if let Some((alg, value)) = outcome.checksum {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-            );
+            set_checksum!(output, alg, value);
             output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
         }
         Ok(S3Response::new(output))
@@ -420,15 +408,7 @@ impl CofferS3 {
                 .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
             && let Some((alg, value, kind)) = stored_checksum(record)
         {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-            );
+            set_checksum!(output, alg, value);
             output.checksum_type = Some(ChecksumType::from_static(kind));
         }
         output.parts_count = parts_count(record, part_number);
@@ -523,15 +503,7 @@ impl CofferS3 {
                 .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
             && let Some((alg, value, kind)) = stored_checksum(record)
         {
-            set_checksum_fields(
-                alg,
-                value,
-                &mut output.checksum_crc32,
-                &mut output.checksum_crc32c,
-                &mut output.checksum_crc64nvme,
-                &mut output.checksum_sha1,
-                &mut output.checksum_sha256,
-            );
+            set_checksum!(output, alg, value);
             output.checksum_type = Some(ChecksumType::from_static(kind));
         }
         output.parts_count = parts_count(record, part_number);
