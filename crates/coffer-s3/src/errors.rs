@@ -20,10 +20,14 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
             requested,
             last_modified_ms,
         } => {
-            let (code, status) = if *requested {
-                (C::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED)
+            let (code, status, message) = if *requested {
+                (C::MethodNotAllowed, StatusCode::METHOD_NOT_ALLOWED, message)
             } else {
-                (C::NoSuchKey, StatusCode::NOT_FOUND)
+                (
+                    C::NoSuchKey,
+                    StatusCode::NOT_FOUND,
+                    "The specified key does not exist.".to_owned(),
+                )
             };
             let mut e = S3Error::with_message(code, message);
             e.set_status_code(status);

@@ -105,6 +105,30 @@ pub fn refuse_before_routing(method: &Method, uri: &Uri, headers: &HeaderMap) ->
     })
 }
 
+/// A message for error codes s3s sends without one (clients print "Unknown" otherwise).
+pub fn default_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "KeyTooLongError" => "Your key is too long.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => "The AWS access key Id you provided does not exist in our records.",
+        "AccessDenied" => "Access Denied",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "NoSuchBucket" => "The specified bucket does not exist",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "RequestTimeTooSkewed" => {
+            "The difference between the request time and the current time is too large."
+        }
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema."
+        }
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        _ => return None,
+    })
+}
+
 /// Rewrites an error s3s produced where AWS answers differently: a browser POST whose form
 /// violates its policy is 403 `AccessDenied` on AWS (s3s says 400 `InvalidPolicyDocument`, and
 /// echoes the offending field values, which may include an SSE-C key field).

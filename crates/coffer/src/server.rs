@@ -282,6 +282,15 @@ async fn handle(
     {
         let mut patched = String::with_capacity(text.len() + 128);
         patched.push_str(&text[..at]);
+        if !text.contains("<Message>")
+            && let Some(code) = text
+                .split("<Code>")
+                .nth(1)
+                .and_then(|r| r.split("</Code>").next())
+            && let Some(msg) = coffer_s3::prefilter::default_message(code)
+        {
+            patched.push_str(&format!("<Message>{}</Message>", xml_escape(msg)));
+        }
         if !text.contains("<Resource>") {
             patched.push_str(&format!("<Resource>{}</Resource>", xml_escape(&path)));
         }
@@ -345,12 +354,15 @@ fn print_banner(
         out.push_str(&format!("  CA bundle      : {}\n", ca.display()));
     }
     out.push_str(&format!("  Access key     : {}\n", root.access_key));
+    if !root.generated {
+        out.push_str("  Secret key     : (in the data dir's credentials.toml, unless given by COFFER_ROOT_SECRET_KEY)\n");
+    }
     if root.generated {
         out.push_str(&format!(
             "  Secret key     : {}   (generated; shown once, kept in the data dir's credentials.toml)\n",
             root.secret_key
         ));
-        out.push_str("\nPaste to configure the aws CLI:\n");
+        out.push_str("\nPaste to configure the aws CLI (this sets your default aws profile):\n");
         out.push_str(&format!(
             "  aws configure set aws_access_key_id {}\n",
             root.access_key
