@@ -73,6 +73,26 @@ impl Coffer {
         opts: ReadOptions,
         with_body: bool,
     ) -> Result<ObjectRead, CoreError> {
+        // A write that commits between reading the record and opening its blobs unlinks them;
+        // reading the (new) record again answers as if the GET had come a moment later.
+        let mut attempts = 0;
+        loop {
+            match self.read_object_once(bucket, key, &opts, with_body) {
+                Err(CoreError::Io(e)) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => {
+                    attempts += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_object_once(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &ReadOptions,
+        with_body: bool,
+    ) -> Result<ObjectRead, CoreError> {
         let versioned = self
             .store()
             .meta()
@@ -130,7 +150,6 @@ impl Coffer {
             bucket,
             key,
         )?;
-        drop(opts.customer_key);
         opts.conditions
             .check_read(&record.etag, record.last_modified_ms)?;
         let (start, end_exclusive) = match range {
@@ -138,7 +157,10 @@ impl Coffer {
             None => (0, record.size),
         };
         let body = if with_body {
-            Some(self.stream_range(&record, data_key, start, end_exclusive))
+            // Open the blobs now, right after the record was read: a blob unlinked later by
+            // an overwrite or delete stays readable through its open handle.
+            let opened = open_segments(self.store(), &record.segments, start, end_exclusive)?;
+            Some(stream_segments(opened, data_key))
         } else {
             None
         };
@@ -150,29 +172,20 @@ impl Coffer {
             body,
         })
     }
+}
 
-    fn stream_range(
-        &self,
-        record: &ObjectRecord,
-        data_key: Option<DataKey>,
-        start: u64,
-        end: u64,
-    ) -> ByteStream<io::Error> {
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
-        // Open the blobs now, right after the record was read: a blob unlinked later by an
-        // overwrite or delete stays readable through its open handle.
-        let opened = open_segments(self.store(), &record.segments, start, end);
-        tokio::task::spawn_blocking(move || {
-            let result = opened.and_then(|files| read_segments(files, data_key.as_ref(), &tx));
-            if let Err(e) = result {
-                // The receiver may be gone (client disconnected); nothing more to do then.
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
-        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        }))
-    }
+/// Streams already opened segments from a blocking thread through a small bounded channel.
+fn stream_segments(opened: Vec<OpenSegment>, data_key: Option<DataKey>) -> ByteStream<io::Error> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = read_segments(opened, data_key.as_ref(), &tx) {
+            // The receiver may be gone (client disconnected); nothing more to do then.
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 /// The inclusive byte range of part `n`. A single-PUT object is one part, so part 1 is the
