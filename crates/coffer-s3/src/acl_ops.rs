@@ -67,6 +67,17 @@ fn grants(owner: &str, acl: Option<&str>) -> Vec<Grant> {
     g
 }
 
+/// Whether a Put*Acl input carries any `x-amz-grant-*` header.
+macro_rules! has_grant_headers {
+    ($input:expr) => {
+        $input.grant_full_control.is_some()
+            || $input.grant_read.is_some()
+            || $input.grant_read_acp.is_some()
+            || $input.grant_write.is_some()
+            || $input.grant_write_acp.is_some()
+    };
+}
+
 /// The canned ACL a PutBucketAcl/PutObjectAcl request asks for.
 fn requested_acl(
     canned_value: Option<&str>,
@@ -122,11 +133,7 @@ impl CofferS3 {
             .coffer
             .bucket(&input.bucket)
             .map_err(|e| self.map_err(e))?;
-        let grant_headers = input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some();
+        let grant_headers = has_grant_headers!(input);
         let acl = requested_acl(
             input.acl.as_ref().map(BucketCannedACL::as_str),
             input.access_control_policy.as_ref(),
@@ -170,11 +177,7 @@ impl CofferS3 {
             .coffer
             .bucket(&input.bucket)
             .map_err(|e| self.map_err(e))?;
-        let grant_headers = input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some();
+        let grant_headers = has_grant_headers!(input);
         let acl = requested_acl(
             input.acl.as_ref().map(ObjectCannedACL::as_str),
             input.access_control_policy.as_ref(),

@@ -9,7 +9,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use crate::CofferS3;
 use crate::bucket_ops::owner_of;
 use crate::object_ops::{
-    body_stream, declared_length, expected_checksum, object_metadata, set_checksum, timestamp,
+    body_stream, checksums_of, declared_length, expected_checksum, object_metadata, set_checksum,
+    timestamp,
 };
 use crate::ssec::{echo, take_customer_key};
 
@@ -128,13 +129,7 @@ impl CofferS3 {
         })?;
         let expected_len = declared_length(&req.headers, input.content_length)?;
         let checksum = expected_checksum(
-            [
-                input.checksum_crc32.as_ref(),
-                input.checksum_crc32c.as_ref(),
-                input.checksum_crc64nvme.as_ref(),
-                input.checksum_sha1.as_ref(),
-                input.checksum_sha256.as_ref(),
-            ],
+            checksums_of!(input),
             input.checksum_algorithm.as_ref(),
             &req.headers,
             req.trailing_headers.clone(),

@@ -188,6 +188,20 @@ macro_rules! set_checksum {
 }
 pub(crate) use set_checksum;
 
+/// The five `checksum_*` values of an s3s input, in `ChecksumAlgorithm::ALL` order.
+macro_rules! checksums_of {
+    ($input:expr) => {
+        [
+            $input.checksum_crc32.as_ref(),
+            $input.checksum_crc32c.as_ref(),
+            $input.checksum_crc64nvme.as_ref(),
+            $input.checksum_sha1.as_ref(),
+            $input.checksum_sha256.as_ref(),
+        ]
+    };
+}
+pub(crate) use checksums_of;
+
 /// The stored whole-object checksum: (algorithm, value, checksum type).
 fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String, &'static str)> {
     let (spec, value) = record.checksum.as_ref()?;
@@ -260,13 +274,7 @@ impl CofferS3 {
         let acl = crate::acl_ops::canned(input.acl.as_ref().map(ObjectCannedACL::as_str), true)?;
         let expected_len = declared_length(&req.headers, input.content_length)?;
         let checksum = expected_checksum(
-            [
-                input.checksum_crc32.as_ref(),
-                input.checksum_crc32c.as_ref(),
-                input.checksum_crc64nvme.as_ref(),
-                input.checksum_sha1.as_ref(),
-                input.checksum_sha256.as_ref(),
-            ],
+            checksums_of!(input),
             input.checksum_algorithm.as_ref(),
             &req.headers,
             req.trailing_headers.clone(),
