@@ -23,15 +23,20 @@ pub(crate) fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
-fn max_keys(v: Option<i32>) -> S3Result<usize> {
+/// A page size parameter (`max-keys`, `max-uploads`, `max-parts`): non-negative, at most 1000.
+pub(crate) fn page_size(v: Option<i32>, param: &str) -> S3Result<i32> {
     match v {
-        None => Ok(MAX_KEYS as usize),
+        None => Ok(MAX_KEYS),
         Some(n) if n < 0 => Err(s3_error!(
             InvalidArgument,
-            "max-keys must be a non-negative integer."
+            "{param} must be a non-negative integer."
         )),
-        Some(n) => Ok(usize::try_from(n.min(MAX_KEYS)).unwrap_or(0)),
+        Some(n) => Ok(n.min(MAX_KEYS)),
     }
+}
+
+fn max_keys(v: Option<i32>) -> S3Result<usize> {
+    Ok(usize::try_from(page_size(v, "max-keys")?).unwrap_or(0))
 }
 
 pub(crate) fn wants_url_encoding(e: Option<&EncodingType>) -> S3Result<bool> {

@@ -14,8 +14,6 @@ use crate::object_ops::{
 };
 use crate::ssec::{echo, take_customer_key};
 
-const MAX_PARTS: i32 = 1000;
-
 fn checksum_algorithm_dto(a: ChecksumAlgorithm) -> s3s::dto::ChecksumAlgorithm {
     s3s::dto::ChecksumAlgorithm::from(a.as_str().to_owned())
 }
@@ -255,16 +253,7 @@ impl CofferS3 {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let max = match input.max_parts {
-            None => MAX_PARTS,
-            Some(n) if n < 0 => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "max-parts must be a non-negative integer."
-                ));
-            }
-            Some(n) => n.min(MAX_PARTS),
-        };
+        let max = crate::list_ops::page_size(input.max_parts, "max-parts")?;
         let marker = input
             .part_number_marker
             .and_then(|m| u32::try_from(m).ok())
@@ -327,16 +316,7 @@ impl CofferS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        let max = match input.max_uploads {
-            None => 1000,
-            Some(n) if n < 0 => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "max-uploads must be a non-negative integer."
-                ));
-            }
-            Some(n) => n.min(1000),
-        };
+        let max = crate::list_ops::page_size(input.max_uploads, "max-uploads")?;
         let params = ListUploadsParams {
             prefix: input.prefix.clone().unwrap_or_default(),
             delimiter: input.delimiter.clone(),

@@ -56,16 +56,7 @@ impl CofferS3 {
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
         let input = req.input;
-        let max = match input.max_keys {
-            None => 1000,
-            Some(n) if n < 0 => {
-                return Err(s3_error!(
-                    InvalidArgument,
-                    "max-keys must be a non-negative integer."
-                ));
-            }
-            Some(n) => n.min(1000),
-        };
+        let max = crate::list_ops::page_size(input.max_keys, "max-keys")?;
         let owner = self
             .coffer
             .bucket(&input.bucket)

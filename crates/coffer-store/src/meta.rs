@@ -42,6 +42,25 @@ pub enum DeleteBucketOutcome {
     NotEmpty,
 }
 
+/// A scan's start, never before the prefix being scanned.
+pub(crate) fn clamp_to_prefix(start: Bound<Vec<u8>>, prefix: &[u8]) -> Bound<Vec<u8>> {
+    match start {
+        Bound::Included(k) | Bound::Excluded(k) if k.as_slice() < prefix => {
+            Bound::Included(prefix.to_vec())
+        }
+        other => other,
+    }
+}
+
+/// The redb range from `start` to the end of the table.
+pub(crate) fn open_range(start: &Bound<Vec<u8>>) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    match start {
+        Bound::Included(k) => (Bound::Included(k.as_slice()), Bound::Unbounded),
+        Bound::Excluded(k) => (Bound::Excluded(k.as_slice()), Bound::Unbounded),
+        Bound::Unbounded => (Bound::Unbounded, Bound::Unbounded),
+    }
+}
+
 pub(crate) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(bucket.len() + 1 + key.len());
     k.extend_from_slice(bucket.as_bytes());

@@ -204,17 +204,8 @@ impl MetaStore {
         } else {
             Bound::Excluded(upload_key(bucket, key_marker, upload_id_marker))
         };
-        let start = match start {
-            Bound::Included(k) | Bound::Excluded(k) if k < full_prefix => {
-                Bound::Included(full_prefix.clone())
-            }
-            other => other,
-        };
-        let range: (Bound<&[u8]>, Bound<&[u8]>) = match &start {
-            Bound::Included(k) => (Bound::Included(k.as_slice()), Bound::Unbounded),
-            Bound::Excluded(k) => (Bound::Excluded(k.as_slice()), Bound::Unbounded),
-            Bound::Unbounded => (Bound::Unbounded, Bound::Unbounded),
-        };
+        let start = crate::meta::clamp_to_prefix(start, &full_prefix);
+        let range = crate::meta::open_range(&start);
         let mut out = Vec::new();
         for item in table.range(range)? {
             if out.len() >= limit {
