@@ -276,10 +276,19 @@ class CofferServer:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                          env=self.env(), cwd=self.base, start_new_session=True)
         self._wait_ready()
-        if self.generate_creds:
-            creds = self.read_credentials_file()
-            self.access_key, self.secret_key = creds["access_key"], creds["secret_key"]
+        if self.generate_creds and self.secret_key is None:
+            # Generated credentials are printed once (the data dir keeps the secret sealed).
+            self.access_key, self.secret_key = self.printed_credentials()
         return self
+
+    def printed_credentials(self) -> tuple[str, str]:
+        """The access key and secret key the first start printed."""
+        fields = {}
+        for line in self.stdout_text(1).splitlines():
+            name, _, rest = line.strip().partition(" : ")
+            if name.strip() in ("Access key", "Secret key") and rest:
+                fields[name.strip()] = rest.split()[0]
+        return fields["Access key"], fields["Secret key"]
 
     def _wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT

@@ -33,7 +33,9 @@ def test_first_start_generates_credentials_and_restart_reuses_them(start_server)
     assert creds_file.exists(), "no credentials.toml after the first start"
     assert mode_of(creds_file) == 0o600, oct(mode_of(creds_file))
     creds = srv.read_credentials_file()
-    ak, sk = creds["access_key"], creds["secret_key"]
+    ak, sk = srv.access_key, srv.secret_key
+    assert creds["access_key"] == ak and "secret_key" not in creds, "the secret key is kept in clear"
+    assert sk not in creds_file.read_text() and creds["secret_key_sealed"], "the secret key is not sealed"
     assert len(ak) >= 16 and len(sk) >= 30, "generated credentials look too short"
 
     out = srv.stdout_text(1)

@@ -8,7 +8,6 @@ mod body;
 mod cli;
 mod report;
 mod s3;
-mod sigv4;
 mod stats;
 mod transport;
 mod workload;

@@ -18,9 +18,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::body::{self, PayloadBody, ReqBody};
 use crate::cli::{Config, PayloadMode};
-use crate::sigv4::{EMPTY_SHA256, Payload, Signer};
 use crate::stats::Meter;
 use crate::transport::Transport;
+use coffer_client::sigv4::{EMPTY_SHA256, Payload, Signer};
 
 /// Characters kept as-is in a key path: RFC 3986 unreserved, and `/`.
 const PATH: &AsciiSet = &NON_ALPHANUMERIC

@@ -3,18 +3,19 @@
 //! Each worker owns one connection and reconnects after a transport error, so `--concurrency N` means N
 //! connections and N requests in flight, with no pool between them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use coffer_client::tls::{default_ca_bundle, load_roots};
 
 use crate::body::ReqBody;
 
@@ -78,33 +79,6 @@ impl Endpoint {
 pub struct Transport {
     endpoint: Endpoint,
     tls: Option<(TlsConnector, ServerName<'static>)>,
-}
-
-/// Where the CA bundle comes from when `--ca-bundle` is not given: as the aws CLI, then OpenSSL, then Debian.
-fn default_ca_bundle() -> Option<PathBuf> {
-    ["AWS_CA_BUNDLE", "SSL_CERT_FILE"]
-        .iter()
-        .filter_map(std::env::var_os)
-        .map(PathBuf::from)
-        .chain(std::iter::once(PathBuf::from(
-            "/etc/ssl/certs/ca-certificates.crt",
-        )))
-        .find(|p| p.is_file())
-}
-
-fn load_roots(path: &Path) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read CA bundle {}: {e}", path.display()))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("bad certificate in {}: {e}", path.display()))?;
-        // Bundles of the system can hold certificates webpki rejects; skip those, as other clients do.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(format!("no usable CA certificate in {}", path.display()));
-    }
-    Ok(roots)
 }
 
 impl Transport {

@@ -75,6 +75,9 @@ pub enum CoreError {
     Store(StoreError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// An admin operation on users or access keys was refused.
+    #[error("{0}")]
+    Account(crate::accounts::AccountError),
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -4,6 +4,7 @@
 //! HTTP: the S3 adapter converts requests into these calls and errors back into S3 codes.
 //! Encryption is delegated to `coffer-sse`, durability to `coffer-store`.
 
+pub mod accounts;
 mod bucket;
 pub mod checksum;
 mod conditions;
@@ -52,15 +53,17 @@ pub type ByteStream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send + Sy
 pub struct Coffer {
     store: Arc<Store>,
     keys: Arc<ServerKeys>,
+    sealer: Arc<accounts::SecretSealer>,
 }
 
 impl Coffer {
     /// `master_key` is the server's own key for SSE-S3 and SSE-KMS objects.
-    pub fn new(store: Store, master_key: [u8; 32]) -> Self {
-        Self {
+    pub fn new(store: Store, master_key: [u8; 32]) -> Result<Self, CoreError> {
+        Ok(Self {
             store: Arc::new(store),
+            sealer: Arc::new(accounts::SecretSealer::new(&master_key)?),
             keys: Arc::new(ServerKeys::new(master_key)),
-        }
+        })
     }
 
     pub(crate) fn server_keys(&self) -> &ServerKeys {

@@ -242,8 +242,7 @@ impl S3Access for AccessPolicy {
             Some(c) => Some(
                 self.users
                     .by_access_key(&c.access_key)
-                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?
-                    .clone(),
+                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?,
             ),
             None => None,
         };
@@ -291,8 +290,7 @@ impl S3Access for AccessPolicy {
             Some(credentials) => Some(
                 self.users
                     .by_access_key(&credentials.access_key)
-                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?
-                    .clone(),
+                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?,
             ),
             None => None,
         };

@@ -14,7 +14,6 @@ impl CofferS3 {
             .ok_or_else(|| s3_error!(AccessDenied))?;
         self.users
             .by_access_key(&creds.access_key)
-            .cloned()
             .ok_or_else(|| s3_error!(InvalidAccessKeyId))
     }
 

@@ -90,6 +90,18 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
             };
             (C::AccessDenied, Some(status))
         }
+        CoreError::Account(account) => {
+            use coffer_core::accounts::AccountError as A;
+            // IAM's codes for the same refusals.
+            let (code, status) = match account {
+                A::NoSuchEntity(_) => ("NoSuchEntity", StatusCode::NOT_FOUND),
+                A::EntityAlreadyExists(_) => ("EntityAlreadyExists", StatusCode::CONFLICT),
+                A::DeleteConflict(_) => ("DeleteConflict", StatusCode::CONFLICT),
+                A::LimitExceeded(_) => ("LimitExceeded", StatusCode::CONFLICT),
+                A::Validation(_) => ("ValidationError", StatusCode::BAD_REQUEST),
+            };
+            return S3Error::with_message(C::Custom(code.into()), message).with_status(status);
+        }
         CoreError::Body(source) => return body_error(source.as_ref()),
         CoreError::Store(_) | CoreError::Io(_) | CoreError::Internal(_) => {
             tracing::error!(error = %err, "internal error");

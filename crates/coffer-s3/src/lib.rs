@@ -7,6 +7,7 @@
 
 mod access;
 mod acl_ops;
+mod admin;
 mod bucket_ops;
 mod copy_ops;
 mod errors;
@@ -23,7 +24,7 @@ mod users;
 mod versioning_ops;
 
 pub use host::CofferHost;
-pub use users::{User, UserDirectory};
+pub use users::{User, UserDirectory, UserSource};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,10 +62,9 @@ pub(crate) struct CofferS3 {
 /// Builds the S3 service (routing, SigV4, XML) around the engine.
 pub fn build_service(
     coffer: Coffer,
-    users: UserDirectory,
+    users: Arc<UserDirectory>,
     settings: S3Settings,
 ) -> Result<S3Service, String> {
-    let users = Arc::new(users);
     let settings = Arc::new(settings);
     let s3 = CofferS3 {
         coffer: coffer.clone(),
@@ -74,10 +74,15 @@ pub fn build_service(
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(users::Auth(Arc::clone(&users)));
     builder.set_access(access::AccessPolicy {
+        coffer: coffer.clone(),
+        users: Arc::clone(&users),
+        settings: Arc::clone(&settings),
+    });
+    builder.set_host(CofferHost::new(settings.domain.clone()));
+    builder.set_route(admin::AdminRoute {
         coffer,
         users,
         settings: Arc::clone(&settings),
     });
-    builder.set_host(CofferHost::new(settings.domain.clone()));
     Ok(builder.build())
 }

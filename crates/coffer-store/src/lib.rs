@@ -6,6 +6,7 @@
 //! point leaves either the old object or the new one. It knows nothing of HTTP or of
 //! encryption: encrypted objects are just blobs plus an opaque sealed-key record.
 
+mod accounts;
 mod blobs;
 mod error;
 mod meta;
@@ -13,6 +14,7 @@ mod records;
 mod uploads;
 mod versions;
 
+pub use accounts::{AccessKeyRecord, AddAccessKeyOutcome, DeleteUserOutcome, UserRecord};
 pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
 pub use meta::{DeleteBucketOutcome, MetaStore, ObjectEntry};

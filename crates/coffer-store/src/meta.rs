@@ -78,6 +78,8 @@ impl MetaStore {
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
         txn.open_table(VERSIONS)?;
+        txn.open_table(crate::accounts::USERS)?;
+        txn.open_table(crate::accounts::ACCESS_KEYS)?;
         txn.commit()?;
         Ok(Self { db })
     }

@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the S3 server (the default).
     Server(ServerArgs),
+    /// Manage users and access keys of a running server (as its root user, over HTTPS).
+    Admin(crate::admin_cli::AdminArgs),
 }
 
 #[derive(Args, Debug, Default)]

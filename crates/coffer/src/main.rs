@@ -1,6 +1,7 @@
 //! `coffer`: the binary. Parses the command line, environment and config file, prepares the
 //! data directory (TLS material, root credentials), and runs the server.
 
+mod admin_cli;
 mod chunk_guard;
 mod config;
 mod credentials;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let cli = config::Cli::parse();
     let args = match cli.command {
         Some(config::Command::Server(args)) => args,
+        Some(config::Command::Admin(args)) => return admin_cli::run(args),
         None => cli.server,
     };
     let settings = match config::Settings::resolve(args) {

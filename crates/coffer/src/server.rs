@@ -4,10 +4,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::Coffer;
-use coffer_s3::{ConnectionInfo, S3Settings, User, UserDirectory};
+use coffer_core::accounts::SecretSealer;
+use coffer_s3::{ConnectionInfo, S3Settings, User, UserDirectory, UserSource};
 use coffer_store::Store;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -45,26 +47,40 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .master_key_file
         .clone()
         .unwrap_or_else(|| data_dir.join("master.key"));
-    let coffer = Coffer::new(
-        store,
-        credentials::load_or_generate_master_key(&master_key_path)?,
-    );
+    let master_key = credentials::load_or_generate_master_key(&master_key_path)?;
+    let sealer = SecretSealer::new(&master_key).map_err(|e| e.to_string())?;
+    let coffer = Coffer::new(store, master_key).map_err(|e| e.to_string())?;
 
-    let root = credentials::load_or_generate(&data_dir, settings.root_credentials.clone())?;
-    let mut users = UserDirectory::default();
+    let root =
+        credentials::load_or_generate(&data_dir, settings.root_credentials.clone(), &sealer)?;
+    let users = Arc::new(UserDirectory::default());
     users.add(User::new(
         "root",
         root.access_key.clone(),
-        root.secret_key.clone(),
-        true,
+        root.secret_key.as_str(),
+        UserSource::Root,
     ))?;
     for u in &settings.users {
         users.add(User::new(
             u.name.clone(),
             u.access_key.clone(),
             u.secret_key.clone(),
-            false,
+            UserSource::Config,
         ))?;
+    }
+    for key in coffer
+        .load_access_keys()
+        .await
+        .map_err(|e| format!("cannot load the access keys made with `coffer admin`: {e}"))?
+    {
+        users
+            .add(User::new(
+                key.info.user,
+                key.info.access_key,
+                key.secret.as_str(),
+                UserSource::Managed,
+            ))
+            .map_err(|e| format!("access keys made with `coffer admin`: {e}"))?;
     }
 
     if settings.ssec_allow_plain_http {
@@ -355,12 +371,12 @@ fn print_banner(
     }
     out.push_str(&format!("  Access key     : {}\n", root.access_key));
     if !root.generated {
-        out.push_str("  Secret key     : (in the data dir's credentials.toml, unless given by COFFER_ROOT_SECRET_KEY)\n");
+        out.push_str("  Secret key     : (shown on first start only; sealed in the data dir's credentials.toml, unless given by COFFER_ROOT_SECRET_KEY)\n");
     }
     if root.generated {
         out.push_str(&format!(
-            "  Secret key     : {}   (generated; shown once, kept in the data dir's credentials.toml)\n",
-            root.secret_key
+            "  Secret key     : {}   (generated; shown once: copy it now, the data dir keeps it sealed)\n",
+            root.secret_key.as_str()
         ));
         out.push_str("\nPaste to configure the aws CLI (this sets your default aws profile):\n");
         out.push_str(&format!(
@@ -369,7 +385,7 @@ fn print_banner(
         ));
         out.push_str(&format!(
             "  aws configure set aws_secret_access_key {}\n",
-            root.secret_key
+            root.secret_key.as_str()
         ));
         out.push_str(&format!("  aws configure set region {region}\n"));
     }

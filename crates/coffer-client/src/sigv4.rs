@@ -1,4 +1,5 @@
-//! SigV4 header signing for S3 requests, with the `aws-sigv4` crate.
+//! SigV4 header signing for S3 requests (and the admin API, which is signed the same way), with the
+//! `aws-sigv4` crate.
 //!
 //! S3 wants single percent-encoding of the path and no path normalization; the payload hash goes in
 //! `x-amz-content-sha256`. The caller passes every header it wants signed (at least `host`; S3 also requires
@@ -32,7 +33,7 @@ pub struct Signer {
 impl Signer {
     pub fn new(access_key: &str, secret_key: &str, region: &str) -> Signer {
         Signer {
-            credentials: Credentials::new(access_key, secret_key, None, None, "coffer-bench"),
+            credentials: Credentials::new(access_key, secret_key, None, None, "coffer"),
             region: region.to_owned(),
         }
     }
