@@ -342,7 +342,7 @@ def test_copy_of_multipart_ssec_source(s3, bucket, other_bucket, k1, k2):
              for n, p in enumerate(parts, start=1)]
     s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid,
                                  MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e}
-                                                            for n, e in enumerate(etags, start=1)]})
+                                                            for n, e in enumerate(etags, start=1)]}, **sse(k1))
     s3.copy_object(Bucket=other_bucket, Key="mp2", CopySource={"Bucket": bucket, "Key": "mp"},
                    **copy_sse(k1), **sse(k2))
     data = b"".join(parts)

@@ -507,7 +507,7 @@ def test_upload_part_with_ssec_on_plain_upload_is_400_invalid_request(s3, bucket
     assert s3.list_parts(Bucket=bucket, Key="x", UploadId=uid).get("Parts", []) == []
 
 
-def test_complete_with_wrong_key_is_403_and_without_key_succeeds(s3, bucket, k1, k2):
+def test_complete_needs_the_upload_key(s3, bucket, k1, k2):
     parts = [os.urandom(PART_MIN), os.urandom(1234)]
     uid = create(s3, bucket, "x", k1)
     etags = [put_part(s3, bucket, "x", uid, n, p, k1) for n, p in enumerate(parts, start=1)]
@@ -516,7 +516,12 @@ def test_complete_with_wrong_key_is_403_and_without_key_succeeds(s3, bucket, k1,
     # nothing appeared, and the upload is still there
     expect_error(s3.head_object, 404, "404", Bucket=bucket, Key="x", **sse(k1))
     assert len(s3.list_parts(Bucket=bucket, Key="x", UploadId=uid)["Parts"]) == 2
-    r = s3.complete_multipart_upload(Bucket=bucket, Key="x", UploadId=uid, MultipartUpload=parts_doc(etags))
+    # without the key: whoever lacks it cannot assemble the encrypted parts into an object
+    expect_error(s3.complete_multipart_upload, 400, "InvalidRequest", Bucket=bucket, Key="x", UploadId=uid,
+                 MultipartUpload=parts_doc(etags))
+    expect_error(s3.head_object, 404, "404", Bucket=bucket, Key="x", **sse(k1))
+    r = s3.complete_multipart_upload(Bucket=bucket, Key="x", UploadId=uid, MultipartUpload=parts_doc(etags),
+                                     **sse(k1))
     assert r["ETag"] == multipart_etag(etags)
     got = s3.get_object(Bucket=bucket, Key="x", **sse(k1))
     assert got["Body"].read() == b"".join(parts)
@@ -566,11 +571,11 @@ def test_complete_with_wrong_etag_is_400_invalid_part(s3, bucket, k1):
     put_part(s3, bucket, "x", uid, 2, os.urandom(100), k1)
     expect_error(s3.complete_multipart_upload, 400, "InvalidPart", Bucket=bucket, Key="x", UploadId=uid,
                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
-                                            {"PartNumber": 2, "ETag": '"' + "0" * 32 + '"'}]})
+                                            {"PartNumber": 2, "ETag": '"' + "0" * 32 + '"'}]}, **sse(k1))
     # a part number that was never uploaded
     expect_error(s3.complete_multipart_upload, 400, "InvalidPart", Bucket=bucket, Key="x", UploadId=uid,
                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
-                                            {"PartNumber": 3, "ETag": e1}]})
+                                            {"PartNumber": 3, "ETag": e1}]}, **sse(k1))
     expect_error(s3.head_object, 404, "404", Bucket=bucket, Key="x", **sse(k1))
 
 
@@ -727,7 +732,7 @@ def test_reupload_part_replaces_it(s3, bucket, k1):
     listed = s3.list_parts(Bucket=bucket, Key="x", UploadId=uid)["Parts"]
     assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in listed] == [(1, PART_MIN + 7, new_etag), (2, 99, last_etag)]
     expect_error(s3.complete_multipart_upload, 400, "InvalidPart", Bucket=bucket, Key="x", UploadId=uid,
-                 MultipartUpload=parts_doc([old_etag, last_etag]))
+                 MultipartUpload=parts_doc([old_etag, last_etag]), **sse(k1))
     r = s3.complete_multipart_upload(Bucket=bucket, Key="x", UploadId=uid,
                                      MultipartUpload=parts_doc([new_etag, last_etag]), **sse(k1))
     assert r["ETag"] == multipart_etag([new_etag, last_etag])

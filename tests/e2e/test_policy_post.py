@@ -75,7 +75,7 @@ def test_policy_requiring_sse_c_for_put_post_copy_and_multipart(srv):
     up = owner.create_multipart_upload(Bucket=bucket, Key="m-enc", **ssec)["UploadId"]
     etag = owner.upload_part(Bucket=bucket, Key="m-enc", UploadId=up, PartNumber=1, Body=b"part", **ssec)["ETag"]
     owner.complete_multipart_upload(Bucket=bucket, Key="m-enc", UploadId=up,
-                                    MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]})
+                                    MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]}, **ssec)
     assert owner.get_object(Bucket=bucket, Key="m-enc", **ssec)["Body"].read() == b"part"
     # the owner can always remove a policy
     owner.delete_bucket_policy(Bucket=bucket)

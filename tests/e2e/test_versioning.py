@@ -598,7 +598,7 @@ def test_copy_and_multipart_on_versions(server, s3, bucket):
                            **ssec_params(kM))["ETag"]
         parts.append({"PartNumber": n, "ETag": e})
     done = s3.complete_multipart_upload(Bucket=bucket, Key="src", UploadId=up["UploadId"],
-                                        MultipartUpload={"Parts": parts})
+                                        MultipartUpload={"Parts": parts}, **ssec_params(kM))
     vm = done.get("VersionId")
     assert vm and vm != v_old, f"CompleteMultipartUpload must answer x-amz-version-id: {hdrs(done)}"
 
@@ -668,7 +668,7 @@ def test_copy_and_multipart_on_versions(server, s3, bucket):
                         CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=kM, **ssec_params(kE))
     done = s3.complete_multipart_upload(Bucket=bucket, Key="upc", UploadId=up["UploadId"], MultipartUpload={"Parts": [
         {"PartNumber": 1, "ETag": pc1["CopyPartResult"]["ETag"]},
-        {"PartNumber": 2, "ETag": pc2["CopyPartResult"]["ETag"]}]})
+        {"PartNumber": 2, "ETag": pc2["CopyPartResult"]["ETag"]}]}, **ssec_params(kE))
     assert done.get("VersionId"), hdrs(done)
     r, got = get_bytes(s3, bucket, "upc", kE)
     assert got == p1 + A and r["VersionId"] == done["VersionId"]

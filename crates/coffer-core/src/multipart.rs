@@ -1,5 +1,5 @@
 //! Multipart uploads. The SSE-C data key is made and sealed at Create, bound to the upload id,
-//! so Complete needs no key and nothing is re-sealed; each part attempt is its own chunk
+//! so Complete only checks the key (it must carry it) and nothing is re-sealed; each part attempt is its own chunk
 //! stream under a fresh salt, so a re-uploaded part never reuses a (key, nonce) pair.
 
 use base64::Engine as _;
@@ -305,6 +305,15 @@ impl Coffer {
             }
             Err(e) => return Err(e),
         };
+        // Completing an SSE-C upload takes the key: whoever may write to the bucket but does not
+        // hold the key cannot assemble (drop, reorder) someone else's encrypted parts into an object.
+        if customer_key.is_none()
+            && crate::encryption::is_customer_keyed(upload.encryption.as_ref())
+        {
+            return Err(CoreError::InvalidRequest(
+                "The multipart upload was initiated with SSE-C; CompleteMultipartUpload must carry the same SSE-C key.".into(),
+            ));
+        }
         if customer_key.is_some() {
             match &upload.encryption {
                 Some(enc) if crate::encryption::is_customer_keyed(Some(enc)) => {
