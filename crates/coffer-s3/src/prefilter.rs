@@ -1,6 +1,7 @@
 //! Checks made on the raw request before s3s routes it, for cases s3s gets wrong: an XML body
 //! too large to buffer (s3s answers 500), and presigned URLs whose `X-Amz-Expires` is
-//! negative (s3s calls that malformed, AWS calls it expired) or beyond the 7-day limit.
+//! negative (s3s calls that malformed, AWS calls it expired) or beyond the 7-day limit (400
+//! `AuthorizationQueryParametersError`, as AWS answers).
 
 use http::{HeaderMap, Method, StatusCode, Uri};
 
@@ -79,9 +80,9 @@ pub fn refuse_before_routing(method: &Method, uri: &Uri, headers: &HeaderMap) ->
             }
             Ok(n) if n > MAX_PRESIGNED_EXPIRY_SECS => {
                 return Some(Refusal {
-                    status: StatusCode::FORBIDDEN,
-                    code: "AccessDenied",
-                    message: "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+                    status: StatusCode::BAD_REQUEST,
+                    code: "AuthorizationQueryParametersError",
+                    message: "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds",
                 });
             }
             _ => {}
@@ -176,7 +177,7 @@ mod tests {
         );
         assert_eq!(
             refuse(Method::GET, "/b/k?X-Amz-Expires=604801", None),
-            Some("AccessDenied")
+            Some("AuthorizationQueryParametersError")
         );
         assert_eq!(refuse(Method::GET, "/b/k?X-Amz-Expires=604800", None), None);
         let big = MAX_XML_BODY + 1;
