@@ -254,6 +254,42 @@ fn conditions(
     }
 }
 
+/// A browser POST upload's answer (s3s's PostObject runs the PUT path, then writes only the
+/// status, the 201 body or the 303 Location). AWS also sends the PUT headers, and quotes the
+/// ETag in the 201 body and in the redirect's `etag` parameter, where s3s writes its bare
+/// value: the value handed back carries the quotes.
+fn browser_post_response(mut output: PutObjectOutput) -> S3Response<PutObjectOutput> {
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: Option<&str>| {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, v);
+        }
+    };
+    let etag = output.e_tag.take().map(|e| format!("\"{}\"", e.value()));
+    put("etag", etag.as_deref());
+    put("x-amz-version-id", output.version_id.as_deref());
+    put(
+        "x-amz-server-side-encryption",
+        output.server_side_encryption.as_ref().map(|s| s.as_str()),
+    );
+    put(
+        "x-amz-server-side-encryption-aws-kms-key-id",
+        output.ssekms_key_id.as_deref(),
+    );
+    put(
+        "x-amz-server-side-encryption-customer-algorithm",
+        output.sse_customer_algorithm.as_deref(),
+    );
+    put(
+        "x-amz-server-side-encryption-customer-key-md5",
+        output.sse_customer_key_md5.as_deref(),
+    );
+    output.e_tag = etag.map(ETag::Strong);
+    let mut resp = S3Response::new(output);
+    resp.headers = headers;
+    resp
+}
+
 impl CofferS3 {
     pub(crate) async fn op_put_object(
         &self,
@@ -321,6 +357,9 @@ impl CofferS3 {
         if let Some((alg, value)) = outcome.checksum {
             set_checksum!(output, alg, value);
             output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
+        if req.method == http::Method::POST {
+            return Ok(browser_post_response(output));
         }
         Ok(S3Response::new(output))
     }

@@ -130,33 +130,6 @@ pub fn default_message(code: &str) -> Option<&'static str> {
     })
 }
 
-/// Rewrites an error s3s produced where AWS answers differently: a browser POST whose form
-/// violates its policy is 403 `AccessDenied` on AWS (s3s says 400 `InvalidPolicyDocument`, and
-/// echoes the offending field values, which may include an SSE-C key field).
-pub fn rewrite_error(
-    method: &Method,
-    status: StatusCode,
-    body: &str,
-) -> Option<(StatusCode, String)> {
-    if *method != Method::POST
-        || status != StatusCode::BAD_REQUEST
-        || !body.contains("<Code>InvalidPolicyDocument</Code>")
-    {
-        return None;
-    }
-    let violated = ["Policy condition", "does not match"]
-        .iter()
-        .any(|m| body.contains(m));
-    violated.then(|| {
-        let r = Refusal {
-            status: StatusCode::FORBIDDEN,
-            code: "AccessDenied",
-            message: "Invalid according to Policy: Policy Condition failed",
-        };
-        (r.status, r.xml())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,11 @@ impl User {
             source,
         }
     }
+
+    /// The secret access key, for signature checks made outside s3s (SigV2).
+    pub(crate) fn secret_key(&self) -> &str {
+        self.secret_key.as_str()
+    }
 }
 
 /// Access key id -> user. Reads take a shared lock held for one map lookup.

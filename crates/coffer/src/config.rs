@@ -80,6 +80,11 @@ pub struct ServerArgs {
     /// FOR TEST SUITES ONLY: accept SSE-C keys over plain HTTP, where anyone on the path can read them.
     #[arg(long, env = "COFFER_SSEC_ALLOW_PLAIN_HTTP")]
     pub ssec_allow_plain_http: bool,
+    /// AWS Signature Version 2 (Authorization: AWS ..., AWSAccessKeyId/Signature/Expires URLs,
+    /// POST forms with AWSAccessKeyId and signature): "on" accepts it (checked in constant
+    /// time), "off" refuses it as AWS does where only SigV4 is supported. [default: on]
+    #[arg(long, env = "COFFER_SIGV2", value_parser = ["on", "off"])]
+    pub sigv2: Option<String>,
     /// The server's master key for SSE-S3/SSE-KMS objects (32 bytes, generated if missing).
     /// Keep it off the data disk so a stolen data dir does not open those objects.
     /// [default: <data-dir>/master.key]
@@ -105,6 +110,7 @@ struct FileConfig {
     domain: Option<String>,
     ssec_wrong_key_status: Option<u16>,
     ssec_allow_plain_http: Option<bool>,
+    sigv2: Option<String>,
     master_key_file: Option<PathBuf>,
     log: Option<String>,
     root_access_key: Option<String>,
@@ -140,6 +146,8 @@ pub struct Settings {
     pub domain: Option<String>,
     pub ssec_wrong_key_status: u16,
     pub ssec_allow_plain_http: bool,
+    /// Accept AWS Signature Version 2.
+    pub sigv2: bool,
     pub ready_file: Option<PathBuf>,
     pub master_key_file: Option<PathBuf>,
     pub log: String,
@@ -192,6 +200,11 @@ impl Settings {
         if ![400, 403].contains(&ssec_wrong_key_status) {
             return Err("ssec_wrong_key_status must be 403 or 400".into());
         }
+        let sigv2 = match args.sigv2.or(file.sigv2).as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(format!("sigv2 must be \"on\" or \"off\", not {other:?}")),
+        };
         let root_credentials = match (
             std::env::var("COFFER_ROOT_ACCESS_KEY")
                 .ok()
@@ -224,6 +237,7 @@ impl Settings {
             ssec_wrong_key_status,
             ssec_allow_plain_http: args.ssec_allow_plain_http
                 || file.ssec_allow_plain_http.unwrap_or(false),
+            sigv2,
             ready_file: args.ready_file,
             master_key_file: args.master_key_file.or(file.master_key_file),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),

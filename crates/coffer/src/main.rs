@@ -6,6 +6,7 @@ mod chunk_guard;
 mod config;
 mod credentials;
 mod drain;
+mod form_prelude;
 mod logging;
 mod server;
 mod tls;

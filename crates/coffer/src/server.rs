@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use coffer_core::Coffer;
 use coffer_core::accounts::SecretSealer;
+use coffer_s3::sigv2::SigV2Guard;
 use coffer_s3::{ConnectionInfo, S3Settings, User, UserDirectory, UserSource};
 use coffer_store::Store;
 use hyper::body::Incoming;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
+use crate::form_prelude::Replay;
 use crate::{credentials, tls};
 
 /// How long an unreferenced blob must exist before the periodic GC may remove it: far longer
@@ -94,6 +96,14 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ssec_wrong_key_status: settings.ssec_wrong_key_status,
         ssec_allow_plain_http: settings.ssec_allow_plain_http,
     };
+    if !settings.sigv2 {
+        tracing::info!("SigV2 is off: only AWS4-HMAC-SHA256 requests are accepted");
+    }
+    let sigv2 = Arc::new(SigV2Guard::new(
+        Arc::clone(&users),
+        settings.domain.clone(),
+        settings.sigv2,
+    ));
     let service = coffer_s3::build_service(coffer.clone(), users, s3_settings)?;
 
     let mut https_addr = None;
@@ -113,6 +123,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             listener,
             Some(TlsAcceptor::from(material.config)),
             service.clone(),
+            Arc::clone(&sigv2),
         ));
     }
     let mut http_addr = None;
@@ -121,7 +132,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
-        tokio::spawn(accept_loop(listener, None, service.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            None,
+            service.clone(),
+            Arc::clone(&sigv2),
+        ));
     }
 
     print_banner(
@@ -170,7 +186,12 @@ async fn periodic_gc(coffer: Coffer) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, service: S3Service) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    service: S3Service,
+    sigv2: Arc<SigV2Guard>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -182,7 +203,13 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, service: S
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, peer, tls.clone(), service.clone()));
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            tls.clone(),
+            service.clone(),
+            Arc::clone(&sigv2),
+        ));
     }
 }
 
@@ -191,13 +218,14 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     service: S3Service,
+    sigv2: Arc<SigV2Guard>,
 ) {
     let info = ConnectionInfo {
         secure: tls.is_some(),
         peer: Some(peer),
     };
     let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(service.clone(), info, req)
+        handle(service.clone(), Arc::clone(&sigv2), info, req)
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let result =
@@ -242,7 +270,7 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s3s::Body> {
+async fn call_service(service: &S3Service, req: Request<Replay<Incoming>>) -> Response<s3s::Body> {
     // s3s buffers whole aws-chunked chunks at their declared size: bound them first. A body
     // refused before it was read is drained, so the client reads the error instead of a reset.
     let req = if crate::chunk_guard::is_aws_chunked(req.headers()) {
@@ -267,8 +295,37 @@ async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s
     }
 }
 
+/// Checks made before s3s sees the request (see `prefilter.rs`, `sigv2.rs` and
+/// `form_prelude.rs`), then s3s.
+async fn route(
+    service: &S3Service,
+    sigv2: &SigV2Guard,
+    form_boundary: Option<&str>,
+    req: Request<Incoming>,
+) -> Response<s3s::Body> {
+    if let Some(refusal) = refuse_before_routing(&req) {
+        return refusal;
+    }
+    if let Some(r) = sigv2.check_request(req.method(), req.uri(), req.headers()) {
+        return error_response(r.status, r.xml(), true);
+    }
+    let req = match form_boundary {
+        Some(boundary) => match crate::form_prelude::check(req, boundary, sigv2).await {
+            Ok(req) => req,
+            Err((e, body)) => {
+                // Drained in the background, so the client reads the answer.
+                drop(crate::drain::DrainOnDrop::new(body));
+                return error_response(e.status, e.xml(), false);
+            }
+        },
+        None => req.map(Replay::new),
+    };
+    call_service(service, req).await
+}
+
 async fn handle(
     service: S3Service,
+    sigv2: Arc<SigV2Guard>,
     info: ConnectionInfo,
     mut req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, Infallible> {
@@ -276,14 +333,14 @@ async fn handle(
     req.extensions_mut().insert(info);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match refuse_before_routing(&req) {
-        Some(refusal) => refusal,
-        None => call_service(&service, req).await,
-    };
-    if let Some(bytes) = resp.body().bytes()
+    let form_boundary = (method == http::Method::POST)
+        .then(|| coffer_s3::post_form::form_boundary(req.headers()))
+        .flatten();
+    let mut resp = route(&service, &sigv2, form_boundary.as_deref(), req).await;
+    if form_boundary.is_some()
+        && let Some(bytes) = resp.body().bytes()
         && let Ok(text) = std::str::from_utf8(&bytes)
-        && let Some((status, body)) =
-            coffer_s3::prefilter::rewrite_error(&method, resp.status(), text)
+        && let Some((status, body)) = coffer_s3::post_form::rewrite_error(resp.status(), text)
     {
         *resp.status_mut() = status;
         *resp.body_mut() = s3s::Body::from(body);
@@ -334,18 +391,25 @@ async fn handle(
 fn refuse_before_routing(req: &Request<Incoming>) -> Option<Response<s3s::Body>> {
     let refusal =
         coffer_s3::prefilter::refuse_before_routing(req.method(), req.uri(), req.headers())?;
-    let mut r = Response::new(s3s::Body::from(refusal.xml()));
-    *r.status_mut() = refusal.status;
+    Some(error_response(refusal.status, refusal.xml(), true))
+}
+
+/// An S3 error answered before s3s; `unread_body` closes the connection after it, for a
+/// client that may still be sending a body nobody reads.
+fn error_response(status: http::StatusCode, xml: String, unread_body: bool) -> Response<s3s::Body> {
+    let mut r = Response::new(s3s::Body::from(xml));
+    *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/xml"),
     );
-    // The body was not read: do not keep the connection for a client still sending it.
-    r.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    Some(r)
+    if unread_body {
+        r.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    r
 }
 
 fn print_banner(

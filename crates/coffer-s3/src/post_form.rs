@@ -1,0 +1,568 @@
+//! Browser POST forms before s3s parses them: the fields that precede the `file` part (the
+//! "prelude"), the answers AWS gives for fields that are missing, and AWS's wording for the
+//! policy errors s3s reports in its own words.
+//!
+//! The prelude is parsed with the same grammar and the same chunk-by-chunk reparsing s3s 0.14.1
+//! uses (`http/multipart.rs`), so both see the same fields: the SigV2 check made here is then
+//! about exactly the signature s3s would compare. The file itself is never read here.
+
+use http::StatusCode;
+
+use crate::prefilter::Refusal;
+
+/// AWS: "The form data and boundaries (excluding the contents of the file) cannot exceed 20 KB."
+pub const MAX_PRELUDE_BYTES: usize = 20 * 1024;
+
+/// An S3 error for a form, with an `ArgumentName` where AWS gives one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub argument_name: Option<&'static str>,
+}
+
+impl FormError {
+    pub fn xml(&self) -> String {
+        let mut s = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{}</Code><Message>{}</Message>",
+            self.code,
+            xml_escape(&self.message)
+        );
+        if let Some(name) = self.argument_name {
+            s.push_str(&format!(
+                "<ArgumentName>{name}</ArgumentName><ArgumentValue></ArgumentValue>"
+            ));
+        }
+        s.push_str("</Error>");
+        s
+    }
+
+    fn missing(name: &'static str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "InvalidArgument",
+            message: format!(
+                "Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the fields."
+            ),
+            argument_name: Some(name),
+        }
+    }
+
+    pub fn prelude_too_large() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "MaxPostPreDataLengthExceededError",
+            message: "Your POST request fields preceding the upload file were too large.".into(),
+            argument_name: None,
+        }
+    }
+
+    pub fn malformed() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "MalformedPOSTRequest",
+            message: "The body of your POST request is not well-formed multipart/form-data.".into(),
+            argument_name: None,
+        }
+    }
+}
+
+impl From<Refusal> for FormError {
+    fn from(r: Refusal) -> Self {
+        Self {
+            status: r.status,
+            code: r.code,
+            message: r.message.into(),
+            argument_name: None,
+        }
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The boundary of a `multipart/form-data` request, when s3s would treat it as a form: one
+/// Content-Type header (UTF-8) that parses as `multipart/form-data` with a boundary.
+pub fn form_boundary(headers: &http::HeaderMap) -> Option<String> {
+    let mut values = headers
+        .get_all(http::header::CONTENT_TYPE)
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
+    let value = values.next()?;
+    if values.next().is_some() || value.is_empty() {
+        return None;
+    }
+    let mime: mime::Mime = value.parse().ok()?;
+    if mime.type_() != mime::MULTIPART || mime.subtype() != mime::FORM_DATA {
+        return None;
+    }
+    Some(mime.get_param(mime::BOUNDARY)?.as_str().to_owned())
+}
+
+/// What the bytes received so far say about the prelude.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Prelude {
+    /// More bytes are needed.
+    Incomplete,
+    /// Not a form s3s would accept.
+    Malformed,
+    /// Every field before `file`, names lowercased, in form order; `len` is where the file's
+    /// content starts.
+    Complete {
+        fields: Vec<(String, String)>,
+        len: usize,
+    },
+}
+
+impl Prelude {
+    /// Parses the prelude from the start of the body (s3s's grammar: an optional empty line,
+    /// `--boundary`, then parts of at most two headers each, with a `form-data; name="..."`
+    /// Content-Disposition, until the part named `file`).
+    pub fn parse(buf: &[u8], boundary: &[u8]) -> Self {
+        let mut delimiter = Vec::with_capacity(boundary.len() + 2);
+        delimiter.extend_from_slice(b"--");
+        delimiter.extend_from_slice(boundary);
+        let mut lines = CrlfLines(buf);
+        match lines.next_line() {
+            None => return Self::Incomplete,
+            Some(b"") => match lines.next_line() {
+                None => return Self::Incomplete,
+                Some(l) if l != delimiter.as_slice() => return Self::Malformed,
+                Some(_) => {}
+            },
+            Some(l) if l != delimiter.as_slice() => return Self::Malformed,
+            Some(_) => {}
+        }
+        let mut fields = Vec::new();
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 2];
+            let (idx, parsed) = match httparse::parse_headers(lines.0, &mut headers) {
+                Ok(httparse::Status::Complete(ans)) => ans,
+                Ok(httparse::Status::Partial) => return Self::Incomplete,
+                Err(_) => return Self::Malformed,
+            };
+            lines.0 = &lines.0[idx..];
+            let mut disposition = None;
+            let mut content_type = None;
+            for h in parsed {
+                if h.name.eq_ignore_ascii_case("Content-Disposition") {
+                    disposition = Some(h.value);
+                } else if h.name.eq_ignore_ascii_case("Content-Type") {
+                    content_type = Some(h.value);
+                }
+            }
+            let Some(disposition) = disposition else {
+                return Self::Incomplete;
+            };
+            let Some(name) = disposition_name(disposition) else {
+                return Self::Malformed;
+            };
+            if name.eq_ignore_ascii_case("file") {
+                if content_type.is_some_and(|t| std::str::from_utf8(t).is_err()) {
+                    return Self::Malformed;
+                }
+                let len = buf.len() - lines.0.len();
+                return Self::Complete { fields, len };
+            }
+            let Some(value) = lines.split_to(&delimiter) else {
+                return Self::Incomplete;
+            };
+            let value = &value[..value.len().saturating_sub(2)];
+            let Ok(value) = std::str::from_utf8(value) else {
+                return Self::Malformed;
+            };
+            fields.push((name.to_ascii_lowercase(), value.to_owned()));
+        }
+    }
+}
+
+/// `form-data; name="NAME"` with an optional `; filename="FILE"`, nothing else; both non-empty.
+fn disposition_name(value: &[u8]) -> Option<&str> {
+    let rest = value.strip_prefix(b"form-data; name=\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    if end == 0 {
+        return None;
+    }
+    let name = std::str::from_utf8(&rest[..end]).ok()?;
+    let rest = &rest[end + 1..];
+    if !rest.is_empty() {
+        let file = rest.strip_prefix(b"; filename=\"")?;
+        let end = file.iter().position(|&b| b == b'"')?;
+        std::str::from_utf8(&file[..end]).ok()?;
+        if end == 0 || end + 1 != file.len() {
+            return None;
+        }
+    }
+    Some(name)
+}
+
+/// Lines ended by CRLF; the last, unterminated bytes count as a line (as in s3s).
+struct CrlfLines<'a>(&'a [u8]);
+
+impl<'a> CrlfLines<'a> {
+    fn next_line(&mut self) -> Option<&'a [u8]> {
+        let s = self.0;
+        for idx in 1..s.len() {
+            if s[idx] == b'\n' && s[idx - 1] == b'\r' {
+                self.0 = &s[idx + 1..];
+                return Some(&s[..idx - 1]);
+            }
+        }
+        if s.is_empty() {
+            None
+        } else {
+            self.0 = &[];
+            Some(s)
+        }
+    }
+
+    /// The bytes before the first line equal to `delimiter` (its CRLF included), moving past it.
+    fn split_to(&mut self, delimiter: &[u8]) -> Option<&'a [u8]> {
+        let mut len = 0usize;
+        let mut lines = CrlfLines(self.0);
+        loop {
+            let line = lines.next_line()?;
+            if line == delimiter {
+                let ans = &self.0[..len.min(self.0.len())];
+                self.0 = lines.0;
+                return Some(ans);
+            }
+            len = len.saturating_add(line.len()).saturating_add(2);
+        }
+    }
+}
+
+/// The value of a form field as s3s reads it: by lowercase name, the last one sent.
+pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// AWS's answer to a form that lacks a field it needs: no `key`; a policy without all of its
+/// signature fields; signature fields without a policy.
+pub fn missing_field(fields: &[(String, String)]) -> Option<FormError> {
+    let has = |n: &str| field(fields, n).is_some();
+    if field(fields, "key").is_none_or(str::is_empty) {
+        return Some(FormError::missing("key"));
+    }
+    const V4: [(&str, &str); 4] = [
+        ("x-amz-algorithm", "X-Amz-Algorithm"),
+        ("x-amz-credential", "X-Amz-Credential"),
+        ("x-amz-date", "X-Amz-Date"),
+        ("x-amz-signature", "X-Amz-Signature"),
+    ];
+    const V2: [(&str, &str); 2] = [
+        ("awsaccesskeyid", "AWSAccessKeyId"),
+        ("signature", "Signature"),
+    ];
+    let v4 = V4.iter().any(|(n, _)| has(n));
+    let v2 = V2.iter().any(|(n, _)| has(n));
+    if !has("policy") {
+        return (v4 || v2).then(|| FormError::missing("policy"));
+    }
+    let required: &[(&str, &'static str)] = if v4 {
+        &V4
+    } else if v2 {
+        &V2
+    } else {
+        return Some(FormError::missing("Signature"));
+    };
+    required
+        .iter()
+        .find(|(n, _)| !has(n))
+        .map(|(_, label)| FormError::missing(label))
+}
+
+/// AWS's wording for the policy errors s3s reports in its own: an expired policy, a field no
+/// condition covers, a condition that failed (403 `AccessDenied` "Invalid according to
+/// Policy: ..."). Only for browser POST forms.
+pub fn rewrite_error(status: StatusCode, body: &str) -> Option<(StatusCode, String)> {
+    let code = between(body, "<Code>", "</Code>")?;
+    let message = between(body, "<Message>", "</Message>").map(xml_unescape)?;
+    let denied = |detail: String| {
+        let e = FormError {
+            status: StatusCode::FORBIDDEN,
+            code: "AccessDenied",
+            message: format!("Invalid according to Policy: {detail}"),
+            argument_name: None,
+        };
+        Some((e.status, e.xml()))
+    };
+    match (status, code) {
+        (StatusCode::FORBIDDEN, "AccessDenied") if message == "Request has expired" => {
+            denied("Policy expired.".into())
+        }
+        (StatusCode::FORBIDDEN, "AccessDenied")
+            if message.ends_with("not specified in the policy.") =>
+        {
+            let name = message.rsplit('"').nth(1)?;
+            denied(format!("Extra input fields: {name}"))
+        }
+        (StatusCode::BAD_REQUEST, "InvalidPolicyDocument") => {
+            if let Some(condition) = failed_condition(&message) {
+                denied(format!("Policy Condition failed: {condition}"))
+            } else if message.contains("does not match") {
+                denied("Policy Condition failed".into())
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `["eq", "$field", "value"]` from s3s's "Policy condition 'eq' for field 'F' failed:
+/// expected 'V', got '...'" (the value sent is left out: it may be a key).
+fn failed_condition(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("Policy condition '")?;
+    let (op, rest) = rest.split_once("' for field '")?;
+    let (field, rest) = rest.split_once("' failed: expected ")?;
+    let rest = rest.strip_prefix("prefix ").unwrap_or(rest);
+    let expected = rest.strip_prefix('\'')?;
+    let expected = &expected[..expected.rfind("', got '")?];
+    // A condition on the key field itself would echo the key: name the field only.
+    let expected = if field.ends_with("-customer-key") {
+        ""
+    } else {
+        expected
+    };
+    let json = |s: &str| serde_json::to_string(s).ok();
+    Some(format!(
+        "[{}, {}, {}]",
+        json(op)?,
+        json(&format!("${field}"))?,
+        json(expected)?
+    ))
+}
+
+/// The encryption fields of a form that no condition of its policy covers, refused as AWS
+/// does ("Extra input fields"). s3s exempts every `x-amz-server-side-encryption*` field from the
+/// policy (as MinIO does); AWS exempts none, so a policy must name the SSE-C fields it allows.
+/// A policy s3s cannot parse is left for s3s to refuse.
+pub fn uncovered_sse_fields(fields: &[(String, String)]) -> Option<FormError> {
+    use s3s::post_policy::{PostPolicy, PostPolicyCondition as C};
+    let policy = PostPolicy::from_base64(field(fields, "policy")?).ok()?;
+    let covered = |name: &str| {
+        policy.conditions.iter().any(|c| match c {
+            C::Eq { field, .. } | C::StartsWith { field, .. } => field == name,
+            C::ContentLengthRange { .. } => false,
+        })
+    };
+    let mut extra: Vec<&str> = fields
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.starts_with("x-amz-server-side-encryption") && !covered(n))
+        .collect();
+    extra.dedup();
+    (!extra.is_empty()).then(|| FormError {
+        status: StatusCode::FORBIDDEN,
+        code: "AccessDenied",
+        message: format!(
+            "Invalid according to Policy: Extra input fields: {}",
+            extra.join(", ")
+        ),
+        argument_name: None,
+    })
+}
+
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = s.find(open)? + open.len();
+    let len = s[start..].find(close)?;
+    Some(&s[start..start + len])
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: &[u8] = b"XyZ";
+
+    fn form(parts: &[(&str, &str)], file: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (n, val) in parts {
+            v.extend_from_slice(
+                format!("--XyZ\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{val}\r\n")
+                    .as_bytes(),
+            );
+        }
+        v.extend_from_slice(
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n{file}\r\n--XyZ--\r\n")
+                .as_bytes(),
+        );
+        v
+    }
+
+    #[test]
+    fn fields_before_the_file() {
+        let body = form(
+            &[
+                ("key", "a/b"),
+                ("Policy", "cG9s"),
+                ("x-amz-meta-Multi", "line1\r\nline2"),
+            ],
+            "DATA",
+        );
+        let Prelude::Complete { fields, len } = Prelude::parse(&body, B) else {
+            panic!("{:?}", Prelude::parse(&body, B));
+        };
+        assert_eq!(
+            fields,
+            vec![
+                ("key".into(), "a/b".into()),
+                ("policy".into(), "cG9s".into()),
+                ("x-amz-meta-multi".into(), "line1\r\nline2".into())
+            ]
+        );
+        assert!(body[len..].starts_with(b"DATA\r\n--XyZ--"));
+        // Every shorter prefix that ends before the file headers are complete is incomplete.
+        let file_headers_end = len;
+        for cut in [1, 10, 40, file_headers_end - 3] {
+            assert!(
+                !matches!(Prelude::parse(&body[..cut], B), Prelude::Complete { .. }),
+                "{cut}"
+            );
+        }
+        // A leading CRLF is allowed, another boundary is not.
+        let mut lead = b"\r\n".to_vec();
+        lead.extend_from_slice(&body);
+        assert!(matches!(Prelude::parse(&lead, B), Prelude::Complete { .. }));
+        assert_eq!(Prelude::parse(&body, b"other"), Prelude::Malformed);
+    }
+
+    #[test]
+    fn malformed_dispositions() {
+        for bad in [
+            "--XyZ\r\nContent-Disposition: form-data; name=\"\"\r\n\r\nv\r\n--XyZ\r\n",
+            "--XyZ\r\nContent-Disposition: attachment; name=\"k\"\r\n\r\nv\r\n--XyZ\r\n",
+            "--XyZ\r\nContent-Disposition: form-data; name=\"k\"; x=1\r\n\r\nv\r\n--XyZ\r\n",
+            "--XyZ\r\nA: 1\r\nB: 2\r\nContent-Disposition: form-data; name=\"k\"\r\n\r\nv\r\n--XyZ\r\n",
+        ] {
+            assert_eq!(
+                Prelude::parse(bad.as_bytes(), B),
+                Prelude::Malformed,
+                "{bad}"
+            );
+        }
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).into(), (*b).into()))
+            .collect()
+    }
+
+    #[test]
+    fn missing_fields() {
+        let missing = |p: &[(&str, &str)]| missing_field(&fields(p)).and_then(|e| e.argument_name);
+        assert_eq!(missing(&[("policy", "p")]), Some("key"));
+        assert_eq!(missing(&[("key", "")]), Some("key"));
+        assert_eq!(missing(&[("key", "k")]), None); // anonymous
+        assert_eq!(
+            missing(&[("key", "k"), ("x-amz-signature", "s")]),
+            Some("policy")
+        );
+        assert_eq!(missing(&[("key", "k"), ("policy", "p")]), Some("Signature"));
+        assert_eq!(
+            missing(&[
+                ("key", "k"),
+                ("policy", "p"),
+                ("x-amz-signature", "s"),
+                ("x-amz-algorithm", "a"),
+                ("x-amz-date", "d")
+            ]),
+            Some("X-Amz-Credential")
+        );
+        assert_eq!(
+            missing(&[("key", "k"), ("policy", "p"), ("signature", "s")]),
+            Some("AWSAccessKeyId")
+        );
+        assert_eq!(
+            missing(&[
+                ("key", "k"),
+                ("policy", "p"),
+                ("signature", "s"),
+                ("awsaccesskeyid", "a")
+            ]),
+            None
+        );
+        // The last of repeated fields counts, as in s3s.
+        assert_eq!(
+            field(&fields(&[("key", "a"), ("key", "b")]), "key"),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn policy_errors_in_aws_words() {
+        let err = |status: StatusCode, code: &str, msg: &str| {
+            rewrite_error(
+                status,
+                &format!("<Error><Code>{code}</Code><Message>{msg}</Message></Error>"),
+            )
+            .map(|(s, b)| {
+                (
+                    s,
+                    between(&b, "<Message>", "</Message>")
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+        };
+        assert_eq!(
+            err(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired"),
+            Some((
+                StatusCode::FORBIDDEN,
+                "Invalid according to Policy: Policy expired.".into()
+            ))
+        );
+        assert_eq!(
+            err(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Each form field that you specify in a form must appear in the list of policy conditions. &quot;x-amz-meta-a&quot; not specified in the policy."
+            ),
+            Some((
+                StatusCode::FORBIDDEN,
+                "Invalid according to Policy: Extra input fields: x-amz-meta-a".into()
+            ))
+        );
+        assert_eq!(
+            err(StatusCode::BAD_REQUEST, "InvalidPolicyDocument",
+                "Policy condition &apos;starts-with&apos; for field &apos;key&apos; failed: expected prefix &apos;up/&apos;, got &apos;x&apos;"),
+            Some((StatusCode::FORBIDDEN,
+                  "Invalid according to Policy: Policy Condition failed: [\"starts-with\", \"$key\", \"up/\"]".into()))
+        );
+        let (_, m) = err(StatusCode::BAD_REQUEST, "InvalidPolicyDocument",
+            "Policy condition 'eq' for field 'x-amz-server-side-encryption-customer-key' failed: expected 'SECRET', got 'OTHER'")
+            .unwrap();
+        assert!(!m.contains("SECRET") && !m.contains("OTHER"), "{m}");
+        assert_eq!(
+            err(
+                StatusCode::BAD_REQUEST,
+                "InvalidPolicyDocument",
+                "failed to parse POST policy"
+            ),
+            None
+        );
+        assert_eq!(
+            err(StatusCode::FORBIDDEN, "AccessDenied", "Access Denied"),
+            None
+        );
+    }
+}
