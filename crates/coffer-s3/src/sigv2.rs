@@ -256,15 +256,44 @@ impl SigV2Guard {
         self.enabled
     }
 
-    /// Checks a SigV2 header or presigned-query signature. `None` lets the request go on to
-    /// s3s: it is not SigV2, or it is and its signature is right, or s3s refuses it anyway
+    /// Checks a SigV2 header or presigned-query signature. `Ok(None)` lets the request go on
+    /// to s3s: it is not SigV2, or it is and its signature is right, or s3s refuses it anyway
     /// before comparing anything (missing fields, expired URL, unknown access key).
+    ///
+    /// `Ok(Some(uri))`: the signature is right for the bucket's path with a trailing slash
+    /// (`/bucket/`), which is what botocore signs for path-style bucket requests sent to
+    /// `/bucket`. The request must go on with that URI (the same resource), so that s3s signs
+    /// the same string and its comparison, too, only sees a right signature.
     pub fn check_request(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-    ) -> Option<Refusal> {
+    ) -> Result<Option<Uri>, Refusal> {
+        match self.check(method, uri, headers) {
+            Some(r) if r.code == MISMATCH.code => {}
+            Some(r) => return Err(r),
+            None => return Ok(None),
+        }
+        let path = uri.path();
+        let bucket_only = path.len() > 1 && !path[1..].contains('/');
+        if !bucket_only || self.virtual_host_bucket(uri, headers).is_some() {
+            return Err(MISMATCH);
+        }
+        let path_and_query = match uri.query() {
+            Some(q) => format!("{path}/?{q}"),
+            None => format!("{path}/"),
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(path_and_query.parse().map_err(|_| MISMATCH)?);
+        let slashed = Uri::from_parts(parts).map_err(|_| MISMATCH)?;
+        match self.check(method, &slashed, headers) {
+            None => Ok(Some(slashed)),
+            Some(r) => Err(r),
+        }
+    }
+
+    fn check(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Refusal> {
         // The order s3s follows: a `Signature` query parameter makes it a presigned SigV2
         // request, else an `Authorization: AWS key:sig` header a header-signed one.
         let qs = uri.query().map(SortedQuery::parse);
@@ -583,21 +612,24 @@ mod tests {
         );
         let good = format!("AWS AKIAIOSFODNN7EXAMPLE:{}", sign(SECRET, &sts));
         h.insert("authorization", good.parse().unwrap());
-        assert_eq!(g.check_request(&Method::GET, &uri, &h), None);
+        assert_eq!(g.check_request(&Method::GET, &uri, &h), Ok(None));
         assert_eq!(
-            g.check_request(&Method::PUT, &uri, &h).map(|r| r.code),
+            g.check_request(&Method::PUT, &uri, &h)
+                .err()
+                .map(|r| r.code),
             Some("SignatureDoesNotMatch")
         );
         assert_eq!(
             guard(false)
                 .check_request(&Method::GET, &uri, &h)
+                .err()
                 .map(|r| r.code),
             Some("InvalidRequest")
         );
         // An unknown key and a missing date are s3s's to refuse (before it compares anything).
         let mut other = h.clone();
         other.insert("authorization", "AWS NOSUCHKEY:abc=".parse().unwrap());
-        assert_eq!(g.check_request(&Method::GET, &uri, &other), None);
+        assert_eq!(g.check_request(&Method::GET, &uri, &other), Ok(None));
         // A stale date with a good signature: too skewed.
         let old = "Tue, 27 Mar 2007 19:36:42 +0000";
         let mut stale = headers(&[("host", "awsexamplebucket1.s3.example.com"), ("date", old)]);
@@ -616,7 +648,9 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(
-            g.check_request(&Method::GET, &uri, &stale).map(|r| r.code),
+            g.check_request(&Method::GET, &uri, &stale)
+                .err()
+                .map(|r| r.code),
             Some("RequestTimeTooSkewed")
         );
         // SigV4 requests are not this gate's business, even with SigV2 off.
@@ -624,7 +658,10 @@ mod tests {
             "authorization",
             "AWS4-HMAC-SHA256 Credential=AK/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
         )]);
-        assert_eq!(guard(false).check_request(&Method::GET, &uri, &v4), None);
+        assert_eq!(
+            guard(false).check_request(&Method::GET, &uri, &v4),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -645,26 +682,50 @@ mod tests {
             .unwrap()
         };
         let h = headers(&[("host", "127.0.0.1:9443")]);
-        assert_eq!(g.check_request(&Method::GET, &uri(&sig), &h), None);
+        assert_eq!(g.check_request(&Method::GET, &uri(&sig), &h), Ok(None));
         let mut bad = sig.clone().into_bytes();
         bad[0] = if bad[0] == b'A' { b'B' } else { b'A' };
         let bad = String::from_utf8(bad).unwrap();
         assert_eq!(
             g.check_request(&Method::GET, &uri(&bad), &h)
+                .err()
                 .map(|r| r.code),
             Some("SignatureDoesNotMatch")
         );
         assert_eq!(
             g.check_request(&Method::DELETE, &uri(&sig), &h)
+                .err()
                 .map(|r| r.code),
             Some("SignatureDoesNotMatch")
         );
         assert_eq!(
             guard(false)
                 .check_request(&Method::GET, &uri(&sig), &h)
+                .err()
                 .map(|r| r.code),
             Some("InvalidRequest")
         );
+    }
+
+    #[test]
+    fn bucket_paths_signed_with_a_trailing_slash() {
+        let g = guard(true);
+        let date = now_http_date();
+        let mut h = headers(&[("host", "127.0.0.1:9443"), ("date", &date)]);
+        let sts = format!("GET\n\n\n{date}\n/photos/?acl");
+        h.insert(
+            "authorization",
+            format!("AWS AKIAIOSFODNN7EXAMPLE:{}", sign(SECRET, &sts))
+                .parse()
+                .unwrap(),
+        );
+        let uri: Uri = "/photos?acl".parse().unwrap();
+        let rewritten = g.check_request(&Method::GET, &uri, &h).unwrap().unwrap();
+        assert_eq!(rewritten.to_string(), "/photos/?acl");
+        assert_eq!(g.check_request(&Method::GET, &rewritten, &h), Ok(None));
+        // Only a bucket's path gets the second chance.
+        let object: Uri = "/photos/x?acl".parse().unwrap();
+        assert!(g.check_request(&Method::GET, &object, &h).is_err());
     }
 
     #[test]

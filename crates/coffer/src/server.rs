@@ -301,13 +301,15 @@ async fn route(
     service: &S3Service,
     sigv2: &SigV2Guard,
     form_boundary: Option<&str>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Response<s3s::Body> {
     if let Some(refusal) = refuse_before_routing(&req) {
         return refusal;
     }
-    if let Some(r) = sigv2.check_request(req.method(), req.uri(), req.headers()) {
-        return error_response(r.status, r.xml(), true);
+    match sigv2.check_request(req.method(), req.uri(), req.headers()) {
+        Ok(None) => {}
+        Ok(Some(uri)) => *req.uri_mut() = uri,
+        Err(r) => return error_response(r.status, r.xml(), true),
     }
     let req = match form_boundary {
         Some(boundary) => match crate::form_prelude::check(req, boundary, sigv2).await {
