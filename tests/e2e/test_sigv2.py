@@ -146,6 +146,27 @@ def test_post_form_v2(server, s3, v2, bucket, ssec_key):
     assert_s3_error(r, 403, "InvalidAccessKeyId")
 
 
+def test_virtual_hosted_style(start_server):
+    """A bucket named by the Host is part of the signed resource (/bucket/key)."""
+    srv = start_server(args=["--domain", "coffer.test"], name="v2-vhost")
+    bucket = unique_bucket("v2-vhost")
+    srv.client().create_bucket(Bucket=bucket)
+    srv.client().put_object(Bucket=bucket, Key="dir/k", Body=b"vhost v2")
+    port = srv.https_port
+    url = f"https://127.0.0.1:{port}/dir/k"
+    host = {"Host": f"{bucket}.coffer.test:{port}"}
+    good = {**host, **v2_headers(srv, "GET", f"/{bucket}/dir/k")}
+    r = requests.get(url, headers=good, verify=srv.ca, timeout=30)
+    assert r.status_code == 200 and r.content == b"vhost v2", describe(r)
+    # Signed without the bucket (as if path-style): not this request's signature.
+    r = requests.get(url, headers={**host, **v2_headers(srv, "GET", "/dir/k")}, verify=srv.ca, timeout=30)
+    assert_s3_error(r, 403, "SignatureDoesNotMatch")
+    # Listing the bucket: the resource is /bucket/.
+    r = requests.get(f"https://127.0.0.1:{port}/", headers={**host, **v2_headers(srv, "GET", f"/{bucket}/")},
+                     verify=srv.ca, timeout=30)
+    assert r.status_code == 200 and b"dir/k" in r.content, describe(r)
+
+
 # -- off ------------------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module", params=["flag", "env", "toml"])

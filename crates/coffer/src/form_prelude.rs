@@ -121,3 +121,119 @@ where
         None => Ok(Request::from_parts(parts, body)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    use coffer_s3::{User, UserDirectory, UserSource};
+
+    /// A body that yields the given chunks.
+    struct Chunks(VecDeque<Bytes>);
+
+    impl Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    const SECRET: &str = "form-secret";
+
+    fn guard() -> SigV2Guard {
+        let users = Arc::new(UserDirectory::default());
+        users
+            .add(User::new("root", "AKFORM", SECRET, UserSource::Root))
+            .expect("user");
+        SigV2Guard::new(users, None, true)
+    }
+
+    fn form(fields: &[(&str, &str)], file: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (n, val) in fields {
+            v.extend_from_slice(
+                format!("--B0\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{val}\r\n")
+                    .as_bytes(),
+            );
+        }
+        v.extend_from_slice(
+            b"--B0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n",
+        );
+        v.extend_from_slice(file);
+        v.extend_from_slice(b"\r\n--B0--\r\n");
+        v
+    }
+
+    fn request(body: &[u8], chunk: usize) -> Request<Chunks> {
+        let chunks = body.chunks(chunk).map(Bytes::copy_from_slice).collect();
+        Request::new(Chunks(chunks))
+    }
+
+    fn v2_form(signature: &str, file: &[u8]) -> Vec<u8> {
+        let policy = "eyJleHBpcmF0aW9uIjoiMjAzMC0wMS0wMVQwMDowMDowMFoiLCJjb25kaXRpb25zIjpbXX0=";
+        form(
+            &[
+                ("key", "k"),
+                ("AWSAccessKeyId", "AKFORM"),
+                ("policy", policy),
+                ("signature", signature),
+            ],
+            file,
+        )
+    }
+
+    #[tokio::test]
+    async fn replays_every_byte_in_the_same_chunks() {
+        let policy = "eyJleHBpcmF0aW9uIjoiMjAzMC0wMS0wMVQwMDowMDowMFoiLCJjb25kaXRpb25zIjpbXX0=";
+        let sig = coffer_s3::sigv2::sign(SECRET, policy);
+        let file = vec![7u8; 100_000];
+        let body = v2_form(&sig, &file);
+        for chunk in [1, 7, 64, 4096, body.len()] {
+            let req = check(request(&body, chunk), "B0", &guard())
+                .await
+                .map_err(|(e, _)| e)
+                .expect("a good form");
+            let mut replay = req.into_body();
+            let mut seen = Vec::new();
+            while let Some(Ok(frame)) = replay.frame().await {
+                let data = frame.into_data().expect("data");
+                assert!(data.len() <= chunk);
+                seen.extend_from_slice(&data);
+            }
+            assert_eq!(seen, body, "chunk {chunk}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_before_the_file() {
+        let refused = |body: Vec<u8>| async move {
+            match check(request(&body, 1000), "B0", &guard()).await {
+                Ok(_) => None,
+                Err((e, _)) => Some(e.code),
+            }
+        };
+        assert_eq!(
+            refused(v2_form("AAAAAAAAAAAAAAAAAAAAAAAAAAA=", b"x")).await,
+            Some("SignatureDoesNotMatch")
+        );
+        assert_eq!(
+            refused(form(&[("policy", "p")], b"x")).await,
+            Some("InvalidArgument")
+        );
+        let pad = "p".repeat(MAX_PRELUDE_BYTES);
+        assert_eq!(
+            refused(form(&[("key", "k"), ("x-ignore-pad", &pad)], b"x")).await,
+            Some("MaxPostPreDataLengthExceededError")
+        );
+        // Malformed or anonymous forms go on to s3s, which answers them.
+        assert_eq!(refused(b"garbage".to_vec()).await, None);
+        assert_eq!(refused(form(&[("key", "k")], b"x")).await, None);
+    }
+}
