@@ -137,16 +137,14 @@ impl Coffer {
     ) -> Result<(), CoreError> {
         self.bucket(bucket)?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        let found = self
-            .blocking(move |s| {
-                Ok(s.meta()
-                    .set_object_acl(&bucket, &key, version_id.as_deref(), acl.as_deref())?)
-            })
-            .await?;
-        if found {
-            Ok(())
-        } else {
-            Err(CoreError::NoSuchKey)
-        }
+        self.blocking(move |s| {
+            Ok(s.meta()
+                .update_object_version(&bucket, &key, version_id.as_deref(), |rec| {
+                    rec.acl.clone_from(&acl)
+                })?)
+        })
+        .await?
+        .map(|_| ())
+        .ok_or(CoreError::NoSuchKey)
     }
 }

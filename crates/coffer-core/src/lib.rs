@@ -19,6 +19,7 @@ mod multipart;
 mod object_read;
 mod object_write;
 mod range;
+pub mod tagging;
 mod versioning;
 
 pub use bucket::BucketInfo;

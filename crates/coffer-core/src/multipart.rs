@@ -44,6 +44,8 @@ pub struct UploadPart {
 pub struct PartOutcome {
     pub etag: String,
     pub checksum: Option<(ChecksumAlgorithm, String)>,
+    /// The upload's SSE-S3/KMS encryption, echoed on every part as S3 does.
+    pub server_side: Option<crate::ServerSide>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,7 @@ impl Coffer {
             checksum_algorithm,
             encryption,
             acl: req.metadata.acl,
+            tags: req.metadata.tags,
         };
         let bucket = req.bucket;
         self.blocking(move |s| Ok(s.meta().create_upload(&bucket, &record)?))
@@ -176,6 +179,7 @@ impl Coffer {
             None => None,
         };
         let customer_keyed = crate::encryption::is_customer_keyed(upload.encryption.as_ref());
+        let server_side = crate::encryption::record_server_side(upload.encryption.as_ref());
         let (encryptor, salt) = match (&upload.encryption, &req.customer_key) {
             (None, Some(_)) => {
                 return Err(CoreError::InvalidRequest(
@@ -273,7 +277,11 @@ impl Coffer {
             },
         )
         .await?;
-        Ok(PartOutcome { etag, checksum })
+        Ok(PartOutcome {
+            etag,
+            checksum,
+            server_side,
+        })
     }
 
     pub async fn complete_multipart_upload(
@@ -421,6 +429,7 @@ impl Coffer {
             null_version: false,
             upload_id: Some(upload_id.to_owned()),
             acl: upload.acl,
+            tags: upload.tags,
         };
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         if !conditions.is_empty() {

@@ -20,6 +20,7 @@ mod policy_ops;
 pub mod prefilter;
 mod service;
 mod ssec;
+mod tagging_ops;
 mod users;
 mod versioning_ops;
 

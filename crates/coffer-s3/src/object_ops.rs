@@ -67,6 +67,7 @@ pub(crate) fn object_metadata(
     user.sort();
     ObjectMetadata {
         acl: None,
+        tags: Vec::new(),
         content_type,
         content_encoding: content_encoding.and_then(strip_aws_chunked),
         content_disposition,
@@ -74,6 +75,20 @@ pub(crate) fn object_metadata(
         cache_control,
         expires: header_str(headers, "expires"),
         user,
+    }
+}
+
+/// The tags of a new object from its `x-amz-tagging` header (absent: none).
+pub(crate) fn request_tags(
+    headers: &HeaderMap,
+) -> Result<Vec<(String, String)>, coffer_core::CoreError> {
+    match headers.get("x-amz-tagging") {
+        None => Ok(Vec::new()),
+        Some(v) => coffer_core::tagging::parse_tagging_header(v.to_str().map_err(|_| {
+            coffer_core::CoreError::InvalidArgument(
+                "The header 'x-amz-tagging' must be ASCII (URL-encoded).".into(),
+            )
+        })?),
     }
 }
 
@@ -292,6 +307,7 @@ impl CofferS3 {
         let body = body_stream(input.body.take());
         let mut metadata = metadata;
         metadata.acl = acl;
+        metadata.tags = request_tags(&req.headers).map_err(|e| self.map_err(e))?;
         let put = PutObject {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
@@ -384,6 +400,8 @@ impl CofferS3 {
                 .then(|| record.user_metadata.iter().cloned().collect()),
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,
+            tag_count: (!record.tags.is_empty())
+                .then(|| i32::try_from(record.tags.len()).unwrap_or(i32::MAX)),
             cache_control: input
                 .response_cache_control
                 .take()

@@ -340,6 +340,7 @@ mod tests {
             null_version: false,
             upload_id: None,
             acl: None,
+            tags: Vec::new(),
         }
     }
 

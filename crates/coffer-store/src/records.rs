@@ -87,6 +87,9 @@ pub struct ObjectRecord {
     /// The object's canned ACL; absent means private.
     #[serde(default)]
     pub acl: Option<String>,
+    /// Object tags (key, value), in the order they were given.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 impl ObjectRecord {
@@ -189,6 +192,9 @@ pub struct UploadRecord {
     /// The canned ACL the object gets at Complete.
     #[serde(default)]
     pub acl: Option<String>,
+    /// The tags the object gets at Complete.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
     /// The data key, sealed at creation and bound to the upload id.
     #[serde(default)]
     pub encryption: Option<EncryptionRecord>,

@@ -281,6 +281,7 @@ mod tests {
             user_metadata: vec![],
             checksum_algorithm: None,
             acl: None,
+            tags: Vec::new(),
             encryption: None,
         }
     }
@@ -378,6 +379,7 @@ mod tests {
             null_version: false,
             upload_id: None,
             acl: None,
+            tags: Vec::new(),
         };
         let done = meta
             .complete_upload("b", "k", "u1", &object, &[1, 3], None)
