@@ -44,7 +44,7 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 /// The parameters of a `Content-Disposition` value (`form-data; name="key"; filename="a.txt"`),
-/// names lower-cased, quoted values unescaped.
+/// names lower-cased, quotes removed.
 fn disposition_params(value: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut i = match value.iter().position(|&b| b == b';') {
@@ -72,16 +72,14 @@ fn disposition_params(value: &[u8]) -> Vec<(String, Vec<u8>)> {
         let mut v = Vec::new();
         if value.get(i) == Some(&b'"') {
             i += 1;
+            // Browsers write `"` as `%22` and never escape with backslashes (the HTML form
+            // encoding): a backslash is a Windows path separator here.
             while let Some(&b) = value.get(i) {
                 i += 1;
-                match b {
-                    b'"' => break,
-                    b'\\' if i < value.len() => {
-                        v.push(value[i]);
-                        i += 1;
-                    }
-                    _ => v.push(b),
+                if b == b'"' {
+                    break;
                 }
+                v.push(b);
             }
         } else {
             while let Some(&b) = value.get(i).filter(|b| **b != b';') {
@@ -290,18 +288,18 @@ mod tests {
                 ),
                 ("policy", "eyJ9"),
             ],
-            "form-data; name=\"file\"; filename=\"C:\\\\photos\\\\cat; \\\"1\\\".jpg\"",
+            "form-data; name=\"file\"; filename=\"C:\\photos\\cat; %221%22.jpg\"",
         );
         let Scan::Rewritten(out) = scan(B, &f) else {
             panic!("expected a rewrite");
         };
         let text = String::from_utf8(out).unwrap();
         assert!(
-            text.contains("\r\n\r\nuploads/cat; \"1\".jpg\r\n"),
+            text.contains("\r\n\r\nuploads/cat; %221%22.jpg\r\n"),
             "{text}"
         );
         assert!(
-            text.contains("attachment; filename=\"cat; \"1\".jpg\"\r\n"),
+            text.contains("attachment; filename=\"cat; %221%22.jpg\"\r\n"),
             "{text}"
         );
         assert!(text.contains("\r\n\r\neyJ9\r\n"));
