@@ -41,7 +41,13 @@ impl S3 for CofferS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.op_put_object(req).await
+        // s3s's default post_object comes here too, with the form's method.
+        let form_upload = req.method == http::Method::POST;
+        let mut resp = self.op_put_object(req).await?;
+        if form_upload {
+            crate::object_ops::add_post_answer_headers(&mut resp);
+        }
+        Ok(resp)
     }
     async fn get_object(
         &self,
