@@ -10,6 +10,8 @@ mod acl_ops;
 mod admin;
 mod bucket_ops;
 mod copy_ops;
+mod cors;
+mod cors_ops;
 mod errors;
 mod host;
 mod list_ops;
@@ -17,6 +19,7 @@ mod multipart_ops;
 mod object_ops;
 pub mod policy;
 mod policy_ops;
+pub mod post_form;
 pub mod prefilter;
 mod service;
 mod ssec;
@@ -24,6 +27,7 @@ mod tagging_ops;
 mod users;
 mod versioning_ops;
 
+pub use cors::CorsResponder;
 pub use host::CofferHost;
 pub use users::{User, UserDirectory, UserSource};
 

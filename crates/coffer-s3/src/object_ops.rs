@@ -618,3 +618,32 @@ impl CofferS3 {
         }))
     }
 }
+
+/// The headers S3 sends with the answer to a browser form upload and s3s does not: a page reads
+/// its upload's ETag from them (the default 204 has no body).
+pub(crate) fn add_post_answer_headers(resp: &mut S3Response<PutObjectOutput>) {
+    let out = &resp.output;
+    let mut headers = Vec::new();
+    if let Some(v) = out.e_tag.as_ref().and_then(|e| e.to_http_header().ok()) {
+        headers.push((http::header::ETAG, v));
+    }
+    let text_headers = [
+        ("x-amz-version-id", out.version_id.as_deref()),
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            out.sse_customer_algorithm.as_deref(),
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key-md5",
+            out.sse_customer_key_md5.as_deref(),
+        ),
+    ];
+    for (name, value) in text_headers {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.push((http::HeaderName::from_static(name), v));
+        }
+    }
+    for (name, value) in headers {
+        resp.headers.insert(name, value);
+    }
+}

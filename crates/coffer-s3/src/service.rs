@@ -41,7 +41,13 @@ impl S3 for CofferS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.op_put_object(req).await
+        // s3s's default post_object comes here too, with the form's method.
+        let form_upload = req.method == http::Method::POST;
+        let mut resp = self.op_put_object(req).await?;
+        if form_upload {
+            crate::object_ops::add_post_answer_headers(&mut resp);
+        }
+        Ok(resp)
     }
     async fn get_object(
         &self,
@@ -204,5 +210,23 @@ impl S3 for CofferS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         self.op_delete_object_tagging(req).await
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<PutBucketCorsInput>,
+    ) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        self.op_put_bucket_cors(req).await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.op_get_bucket_cors(req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        self.op_delete_bucket_cors(req).await
     }
 }

@@ -309,6 +309,7 @@ mod tests {
             versioning: None,
             policy: None,
             acl: None,
+            cors: None,
         };
         meta.create_bucket("b", &b).unwrap();
         meta.create_upload("b", &upload("u1", "k")).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use coffer_core::Coffer;
 use coffer_core::accounts::SecretSealer;
-use coffer_s3::{ConnectionInfo, S3Settings, User, UserDirectory, UserSource};
+use coffer_s3::{ConnectionInfo, CorsResponder, S3Settings, User, UserDirectory, UserSource};
 use coffer_store::Store;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -94,7 +94,13 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ssec_wrong_key_status: settings.ssec_wrong_key_status,
         ssec_allow_plain_http: settings.ssec_allow_plain_http,
     };
-    let service = coffer_s3::build_service(coffer.clone(), users, s3_settings)?;
+    let frontend = Frontend {
+        cors: Arc::new(CorsResponder::new(
+            coffer.clone(),
+            s3_settings.domain.clone(),
+        )),
+        service: coffer_s3::build_service(coffer.clone(), users, s3_settings)?,
+    };
 
     let mut https_addr = None;
     let mut ca_bundle = None;
@@ -112,7 +118,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         tokio::spawn(accept_loop(
             listener,
             Some(TlsAcceptor::from(material.config)),
-            service.clone(),
+            frontend.clone(),
         ));
     }
     let mut http_addr = None;
@@ -121,7 +127,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
-        tokio::spawn(accept_loop(listener, None, service.clone()));
+        tokio::spawn(accept_loop(listener, None, frontend.clone()));
     }
 
     print_banner(
@@ -170,7 +176,14 @@ async fn periodic_gc(coffer: Coffer) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, service: S3Service) {
+/// What every connection serves: the S3 service, and the CORS answers around it.
+#[derive(Clone)]
+struct Frontend {
+    service: S3Service,
+    cors: Arc<CorsResponder>,
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, frontend: Frontend) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -182,7 +195,12 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, service: S
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve_connection(stream, peer, tls.clone(), service.clone()));
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            tls.clone(),
+            frontend.clone(),
+        ));
     }
 }
 
@@ -190,14 +208,14 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    service: S3Service,
+    frontend: Frontend,
 ) {
     let info = ConnectionInfo {
         secure: tls.is_some(),
         peer: Some(peer),
     };
     let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(service.clone(), info, req)
+        handle(frontend.clone(), info, req)
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let result =
@@ -254,6 +272,7 @@ async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s
     } else {
         req.map(|body| s3s::Body::http_body(crate::drain::DrainOnDrop::new(body)))
     };
+    let req = coffer_s3::post_form::substitute_filename(req).await;
     match service.call(req).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -268,7 +287,7 @@ async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s
 }
 
 async fn handle(
-    service: S3Service,
+    frontend: Frontend,
     info: ConnectionInfo,
     mut req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, Infallible> {
@@ -276,9 +295,26 @@ async fn handle(
     req.extensions_mut().insert(info);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match refuse_before_routing(&req) {
-        Some(refusal) => refusal,
-        None => call_service(&service, req).await,
+    let mut resp = if method == http::Method::OPTIONS {
+        // CORS preflights are unsigned and s3s routes no OPTIONS: answered from the rules.
+        frontend.cors.preflight(req.uri(), req.headers())
+    } else {
+        let cors = frontend
+            .cors
+            .actual_request_headers(&method, req.uri(), req.headers());
+        let mut resp = match refuse_before_routing(&req) {
+            Some(refusal) => refusal,
+            None => call_service(&frontend.service, req).await,
+        };
+        // Errors too: a page must be able to read why its upload failed.
+        for (name, value) in cors {
+            if name == http::header::VARY {
+                resp.headers_mut().append(name, value);
+            } else {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+        resp
     };
     if let Some(bytes) = resp.body().bytes()
         && let Ok(text) = std::str::from_utf8(&bytes)
