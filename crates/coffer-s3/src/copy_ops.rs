@@ -145,9 +145,10 @@ impl CofferS3 {
             .map(s3s::dto::TaggingDirective::as_str)
         {
             None | Some("COPY") => None,
-            Some("REPLACE") => {
-                Some(crate::object_ops::request_tags(&req.headers).map_err(|e| self.map_err(e))?)
-            }
+            Some("REPLACE") => Some(
+                crate::object_ops::request_tags(input.tagging.as_deref())
+                    .map_err(|e| self.map_err(e))?,
+            ),
             Some(_) => return Err(s3_error!(InvalidArgument, "Unknown tagging directive.")),
         };
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());

@@ -78,8 +78,8 @@ impl CofferS3 {
         );
         let mut metadata = metadata;
         metadata.acl = acl;
-        metadata.tags =
-            crate::object_ops::request_tags(&req.headers).map_err(|e| self.map_err(e))?;
+        metadata.tags = crate::object_ops::request_tags(input.tagging.as_deref())
+            .map_err(|e| self.map_err(e))?;
         let upload_id = self
             .coffer
             .create_multipart_upload(CreateUpload {

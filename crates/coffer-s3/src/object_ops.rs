@@ -78,18 +78,12 @@ pub(crate) fn object_metadata(
     }
 }
 
-/// The tags of a new object from its `x-amz-tagging` header (absent: none).
+/// The tags of a new object from its `x-amz-tagging` value (the header, or a POST form's
+/// field of that name); absent: none.
 pub(crate) fn request_tags(
-    headers: &HeaderMap,
+    tagging: Option<&str>,
 ) -> Result<Vec<(String, String)>, coffer_core::CoreError> {
-    match headers.get("x-amz-tagging") {
-        None => Ok(Vec::new()),
-        Some(v) => coffer_core::tagging::parse_tagging_header(v.to_str().map_err(|_| {
-            coffer_core::CoreError::InvalidArgument(
-                "The header 'x-amz-tagging' must be ASCII (URL-encoded).".into(),
-            )
-        })?),
-    }
+    tagging.map_or(Ok(Vec::new()), coffer_core::tagging::parse_tagging_header)
 }
 
 /// `If-Match` / `If-None-Match` on a write, as raw header lists.
@@ -307,7 +301,7 @@ impl CofferS3 {
         let body = body_stream(input.body.take());
         let mut metadata = metadata;
         metadata.acl = acl;
-        metadata.tags = request_tags(&req.headers).map_err(|e| self.map_err(e))?;
+        metadata.tags = request_tags(input.tagging.as_deref()).map_err(|e| self.map_err(e))?;
         let put = PutObject {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
