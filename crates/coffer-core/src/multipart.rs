@@ -61,6 +61,8 @@ pub struct CompleteOutcome {
     pub size: u64,
     pub checksum: Option<(ChecksumAlgorithm, String, bool)>,
     pub encrypted: bool,
+    /// The object's SSE-S3/KMS encryption, for the response headers.
+    pub server_side: Option<crate::ServerSide>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -307,6 +309,9 @@ impl Coffer {
                         size: done.size,
                         checksum: None,
                         encrypted: crate::encryption::is_customer_keyed(done.encryption.as_ref()),
+                        server_side: crate::encryption::record_server_side(
+                            done.encryption.as_ref(),
+                        ),
                     });
                 }
                 return Err(CoreError::NoSuchUpload);
@@ -392,6 +397,7 @@ impl Coffer {
         let version_id = new_version_id()?;
         let used: Vec<u32> = chosen.iter().map(|p| p.part_number).collect();
         let encrypted = crate::encryption::is_customer_keyed(upload.encryption.as_ref());
+        let server_side = crate::encryption::record_server_side(upload.encryption.as_ref());
         let record = ObjectRecord {
             version_id: version_id.clone(),
             size,
@@ -464,6 +470,7 @@ impl Coffer {
             size,
             checksum,
             encrypted,
+            server_side,
         })
     }
 

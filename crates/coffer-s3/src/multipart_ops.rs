@@ -209,7 +209,11 @@ impl CofferS3 {
             )
             .await
             .map_err(|e| self.map_err(e))?;
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(outcome.server_side.as_ref());
         let mut output = CompleteMultipartUploadOutput {
+            server_side_encryption,
+            ssekms_key_id,
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(ETag::Strong(outcome.etag)),
