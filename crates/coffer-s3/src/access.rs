@@ -33,6 +33,16 @@ pub(crate) fn has_sse_c_headers(headers: &http::HeaderMap) -> bool {
     })
 }
 
+/// Whether the body is aws-chunked framed (`Content-Encoding` lists `aws-chunked`).
+fn is_aws_chunked(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("aws-chunked"))
+}
+
 /// The condition context of a request: the keys bucket policies can test.
 pub(crate) fn policy_context(
     headers: &http::HeaderMap,
@@ -357,6 +367,14 @@ impl S3Access for AccessPolicy {
             .is_some_and(|c| c.secure);
         if !secure && !self.settings.ssec_allow_plain_http && has_sse_c_headers(cx.headers()) {
             return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
+        }
+        // s3s decodes aws-chunked bodies only for signed requests: an anonymous one would reach
+        // the handler still framed. Refuse it rather than store the frames as data.
+        if user.is_none() && is_aws_chunked(cx.headers()) {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "Anonymous aws-chunked uploads are not supported: sign the request, or send the body unframed."
+            ));
         }
         if user.as_ref().is_some_and(|u| u.is_root) {
             return Ok(());
