@@ -5,7 +5,8 @@
 #   ./scripts/test.sh                 everything
 #   ./scripts/test.sh -k guide        extra arguments go to pytest
 #
-# Needs Rust (cargo), python3 with venv/pip, and openssl (installed with apt-get when missing and run as root).
+# Needs Rust (cargo), python3 with venv/pip, openssl, and Debian's chromium + chromium-driver (the last three installed
+# with apt-get when missing and run as root).
 # The clients go into .venv/ in the repo (pinned in tests/e2e/requirements.txt); set COFFER_VENV to put it elsewhere.
 # COFFER_E2E_ONLY=1 skips `cargo test` (the build still runs); COFFER_E2E_WORKERS sets pytest-xdist's -n (default 2).
 set -uo pipefail
@@ -29,16 +30,21 @@ fail() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-stage tools "checking cargo, python3 and openssl"
+stage tools "checking cargo, python3, openssl and chromium"
 command -v cargo >/dev/null || fail "cargo not found (install Rust)"
 command -v "$PYTHON" >/dev/null || fail "$PYTHON not found"
-if ! command -v openssl >/dev/null; then
+# openssl: the guide's commands; chromium + chromium-driver: the browser upload test (tests/e2e/test_browser_upload.py).
+MISSING=()
+command -v openssl >/dev/null || MISSING+=(openssl)
+[ -x /usr/bin/chromium ] || MISSING+=(chromium)
+[ -x /usr/bin/chromedriver ] || MISSING+=(chromium-driver)
+if [ ${#MISSING[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "openssl is missing; installing it with apt-get"
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; } \
-            || fail "apt-get install openssl"
+        echo "missing: ${MISSING[*]}; installing with apt-get"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${MISSING[@]}"; } \
+            || fail "apt-get install ${MISSING[*]}"
     else
-        fail "openssl not found (the guide's commands use it): apt-get install openssl"
+        fail "missing: ${MISSING[*]} (as root: apt-get install ${MISSING[*]})"
     fi
 fi
 

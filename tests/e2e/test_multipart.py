@@ -862,3 +862,24 @@ def test_full_object_crc64nvme_checksum(s3, bucket, k1, crc_parts, encrypted):
     assert head.get("ChecksumCRC64NVME") == full, f"expected the CRC64NVME of the whole object {full}: {head}"
     assert head.get("ChecksumType") == "FULL_OBJECT", head
     assert s3.get_object(Bucket=bucket, Key="x", **extra)["Body"].read() == b"".join(parts)
+
+
+@pytest.mark.parametrize("sse", [{"ServerSideEncryption": "AES256"},
+                                 {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "team-key"}],
+                         ids=["sse-s3", "sse-kms"])
+def test_server_side_encrypted_upload_echoes_on_every_step(s3, bucket, sse):
+    want = sse["ServerSideEncryption"]
+    s3.put_object(Bucket=bucket, Key="src", Body=b"s" * PART_MIN)
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="x", **sse)["UploadId"]
+    copied = s3.upload_part_copy(Bucket=bucket, Key="x", UploadId=uid, PartNumber=1,
+                                 CopySource={"Bucket": bucket, "Key": "src"})
+    part = s3.upload_part(Bucket=bucket, Key="x", UploadId=uid, PartNumber=2, Body=b"tail")
+    done = s3.complete_multipart_upload(Bucket=bucket, Key="x", UploadId=uid, MultipartUpload=parts_doc(
+        [copied["CopyPartResult"]["ETag"], part["ETag"]]))
+    for step, r in (("UploadPartCopy", copied), ("UploadPart", part), ("Complete", done)):
+        assert r.get("ServerSideEncryption") == want, (step, r)
+        if want == "aws:kms":
+            assert r.get("SSEKMSKeyId") == "team-key", (step, r)
+    got = s3.get_object(Bucket=bucket, Key="x")
+    assert got["ServerSideEncryption"] == want
+    assert got["Body"].read() == b"s" * PART_MIN + b"tail"

@@ -146,6 +146,22 @@ def test_post_form_v2(server, s3, v2, bucket, ssec_key):
     assert_s3_error(r, 403, "InvalidAccessKeyId")
 
 
+def test_post_form_v2_with_filename(server, s3, v2, bucket):
+    """The form's fields are read once: ${filename} is put in, and the SigV2 signature checked, on that one read."""
+    post = v2.generate_presigned_post(bucket, "v2in/${filename}", Fields={"x-amz-meta-orig": "${filename}"},
+                                      Conditions=[["starts-with", "$x-amz-meta-orig", ""]], ExpiresIn=300)
+    send = lambda fields: requests.post(post["url"], data=fields, files={"file": ("C:\\pics\\cat 1.png", b"png")},
+                                        verify=server.ca, timeout=60)
+    r = send({**post["fields"], "signature": flip(post["fields"]["signature"])})
+    assert_s3_error(r, 403, "SignatureDoesNotMatch")
+    assert_client_error(s3.head_object, 404, "404", Bucket=bucket, Key="v2in/cat 1.png")
+    r = send(post["fields"])
+    assert r.status_code == 204, describe(r)
+    got = s3.get_object(Bucket=bucket, Key="v2in/cat 1.png")
+    assert got["Body"].read() == b"png" and got["Metadata"] == {"orig": "cat 1.png"}
+    assert r.headers["ETag"] == got["ETag"]
+
+
 def test_virtual_hosted_style(start_server):
     """A bucket named by the Host is part of the signed resource (/bucket/key)."""
     srv = start_server(args=["--domain", "coffer.test"], name="v2-vhost")

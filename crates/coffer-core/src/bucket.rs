@@ -1,6 +1,6 @@
 //! Bucket operations.
 
-use coffer_store::{BucketRecord, DeleteBucketOutcome};
+use coffer_store::{BucketRecord, CorsRule, DeleteBucketOutcome};
 
 use crate::{Coffer, CoreError, now_ms};
 
@@ -12,6 +12,7 @@ pub struct BucketInfo {
     pub region: String,
     pub policy: Option<String>,
     pub acl: Option<String>,
+    pub cors: Option<Vec<CorsRule>>,
 }
 
 impl Coffer {
@@ -31,6 +32,7 @@ impl Coffer {
             versioning: None,
             policy: None,
             acl,
+            cors: None,
         };
         let name = name.to_owned();
         let existing = self
@@ -56,6 +58,7 @@ impl Coffer {
             region: rec.region,
             policy: rec.policy,
             acl: rec.acl,
+            cors: rec.cors,
         })
     }
 
@@ -72,6 +75,7 @@ impl Coffer {
                 region: rec.region,
                 policy: rec.policy,
                 acl: rec.acl,
+                cors: rec.cors,
             })
             .collect())
     }
@@ -120,6 +124,17 @@ impl Coffer {
             .await
     }
 
+    /// Sets (validated by the caller) or, with `None`, deletes the bucket's CORS rules.
+    pub async fn set_bucket_cors(
+        &self,
+        bucket: &str,
+        rules: Option<Vec<CorsRule>>,
+    ) -> Result<(), CoreError> {
+        let bucket = bucket.to_owned();
+        self.blocking(move |s| Ok(s.meta().update_bucket(&bucket, |rec| rec.cors = rules)?))
+            .await
+    }
+
     /// Sets the bucket's canned ACL.
     pub async fn set_bucket_acl(&self, bucket: &str, acl: Option<String>) -> Result<(), CoreError> {
         let bucket = bucket.to_owned();
@@ -137,16 +152,14 @@ impl Coffer {
     ) -> Result<(), CoreError> {
         self.bucket(bucket)?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
-        let found = self
-            .blocking(move |s| {
-                Ok(s.meta()
-                    .set_object_acl(&bucket, &key, version_id.as_deref(), acl.as_deref())?)
-            })
-            .await?;
-        if found {
-            Ok(())
-        } else {
-            Err(CoreError::NoSuchKey)
-        }
+        self.blocking(move |s| {
+            Ok(s.meta()
+                .update_object_version(&bucket, &key, version_id.as_deref(), |rec| {
+                    rec.acl.clone_from(&acl)
+                })?)
+        })
+        .await?
+        .map(|_| ())
+        .ok_or(CoreError::NoSuchKey)
     }
 }

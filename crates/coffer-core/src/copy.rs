@@ -28,7 +28,7 @@ pub struct CopySource {
 
 pub enum MetadataDirective {
     Copy,
-    Replace(ObjectMetadata),
+    Replace(Box<ObjectMetadata>),
 }
 
 pub struct CopyObject {
@@ -42,6 +42,9 @@ pub struct CopyObject {
     pub server_side: Option<crate::ServerSide>,
     /// The target's canned ACL (`x-amz-acl`); copies do not inherit the source's.
     pub acl: Option<String>,
+    /// The target's tags: `None` copies the source's (`x-amz-tagging-directive: COPY`),
+    /// `Some` replaces them.
+    pub tags: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +69,7 @@ fn metadata_of(record: &coffer_store::ObjectRecord) -> ObjectMetadata {
         expires: record.expires.clone(),
         user: record.user_metadata.clone(),
         acl: None,
+        tags: Vec::new(),
     }
 }
 
@@ -148,9 +152,10 @@ impl Coffer {
             .then(|| read.record.exposed_version_id().to_owned());
         let mut metadata = match req.metadata {
             MetadataDirective::Copy => metadata_of(&read.record),
-            MetadataDirective::Replace(m) => m,
+            MetadataDirective::Replace(m) => *m,
         };
         metadata.acl = req.acl;
+        metadata.tags = req.tags.unwrap_or_else(|| read.record.tags.clone());
         let checksum = match read
             .record
             .checksum
@@ -210,6 +215,9 @@ impl Coffer {
         let resealed = crate::encryption::reseal(new_key, &dek, &enc, &req.bucket, &req.key)?;
         drop(dek);
         let mut updated = record.clone();
+        if let Some(tags) = req.tags {
+            updated.tags = tags;
+        }
         if let MetadataDirective::Replace(m) = req.metadata {
             updated.content_type = m.content_type;
             updated.content_encoding = m.content_encoding;

@@ -33,6 +33,7 @@ fn delete_marker_record() -> Result<ObjectRecord, CoreError> {
         null_version: false,
         upload_id: None,
         acl: None,
+        tags: Vec::new(),
     })
 }
 

@@ -57,6 +57,12 @@ pub enum CoreError {
     IncompleteBody,
     #[error("{0}")]
     InvalidArgument(String),
+    /// A tag set S3 refuses (`InvalidTag`).
+    #[error("{0}")]
+    InvalidTag(String),
+    /// A request S3 refuses with the generic `BadRequest` code (e.g. more than 10 tags).
+    #[error("{0}")]
+    BadRequest(String),
     /// The object is SSE-C encrypted and the request carries no key.
     #[error(
         "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."

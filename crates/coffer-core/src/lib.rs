@@ -19,6 +19,7 @@ mod multipart;
 mod object_read;
 mod object_write;
 mod range;
+pub mod tagging;
 mod versioning;
 
 pub use bucket::BucketInfo;
@@ -37,7 +38,7 @@ pub use object_write::{ExpectedChecksum, ObjectMetadata, PutObject, PutOutcome};
 pub use range::RangeSpec;
 pub use versioning::{ListVersionsParams, VersionEntry, VersionsPage};
 
-pub use coffer_store::{ObjectRecord, PartRecord, Store, UploadRecord};
+pub use coffer_store::{CorsRule, ObjectRecord, PartRecord, Store, UploadRecord};
 
 use std::pin::Pin;
 use std::sync::Arc;

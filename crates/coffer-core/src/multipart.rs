@@ -44,6 +44,8 @@ pub struct UploadPart {
 pub struct PartOutcome {
     pub etag: String,
     pub checksum: Option<(ChecksumAlgorithm, String)>,
+    /// The upload's SSE-S3/KMS encryption, echoed on every part as S3 does.
+    pub server_side: Option<crate::ServerSide>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +61,8 @@ pub struct CompleteOutcome {
     pub size: u64,
     pub checksum: Option<(ChecksumAlgorithm, String, bool)>,
     pub encrypted: bool,
+    /// The object's SSE-S3/KMS encryption, for the response headers.
+    pub server_side: Option<crate::ServerSide>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -138,6 +142,7 @@ impl Coffer {
             checksum_algorithm,
             encryption,
             acl: req.metadata.acl,
+            tags: req.metadata.tags,
         };
         let bucket = req.bucket;
         self.blocking(move |s| Ok(s.meta().create_upload(&bucket, &record)?))
@@ -176,6 +181,7 @@ impl Coffer {
             None => None,
         };
         let customer_keyed = crate::encryption::is_customer_keyed(upload.encryption.as_ref());
+        let server_side = crate::encryption::record_server_side(upload.encryption.as_ref());
         let (encryptor, salt) = match (&upload.encryption, &req.customer_key) {
             (None, Some(_)) => {
                 return Err(CoreError::InvalidRequest(
@@ -273,7 +279,11 @@ impl Coffer {
             },
         )
         .await?;
-        Ok(PartOutcome { etag, checksum })
+        Ok(PartOutcome {
+            etag,
+            checksum,
+            server_side,
+        })
     }
 
     pub async fn complete_multipart_upload(
@@ -299,6 +309,9 @@ impl Coffer {
                         size: done.size,
                         checksum: None,
                         encrypted: crate::encryption::is_customer_keyed(done.encryption.as_ref()),
+                        server_side: crate::encryption::record_server_side(
+                            done.encryption.as_ref(),
+                        ),
                     });
                 }
                 return Err(CoreError::NoSuchUpload);
@@ -384,6 +397,7 @@ impl Coffer {
         let version_id = new_version_id()?;
         let used: Vec<u32> = chosen.iter().map(|p| p.part_number).collect();
         let encrypted = crate::encryption::is_customer_keyed(upload.encryption.as_ref());
+        let server_side = crate::encryption::record_server_side(upload.encryption.as_ref());
         let record = ObjectRecord {
             version_id: version_id.clone(),
             size,
@@ -421,6 +435,7 @@ impl Coffer {
             null_version: false,
             upload_id: Some(upload_id.to_owned()),
             acl: upload.acl,
+            tags: upload.tags,
         };
         let (b, k, u) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
         if !conditions.is_empty() {
@@ -455,6 +470,7 @@ impl Coffer {
             size,
             checksum,
             encrypted,
+            server_side,
         })
     }
 

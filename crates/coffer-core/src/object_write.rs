@@ -34,6 +34,8 @@ pub struct ObjectMetadata {
     pub user: Vec<(String, String)>,
     /// The canned ACL (`x-amz-acl`), when not private.
     pub acl: Option<String>,
+    /// Object tags (`x-amz-tagging`), validated.
+    pub tags: Vec<(String, String)>,
 }
 
 /// The checksum the client asked for, if any, and where its expected value comes from.
@@ -191,6 +193,7 @@ impl Coffer {
             null_version: false,
             upload_id: None,
             acl: req.metadata.acl,
+            tags: req.metadata.tags,
         };
         let (bucket, key, conditions) = (req.bucket, req.key, req.conditions);
         let outcome = self

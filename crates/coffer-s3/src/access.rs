@@ -33,6 +33,16 @@ pub(crate) fn has_sse_c_headers(headers: &http::HeaderMap) -> bool {
     })
 }
 
+/// Whether the body is aws-chunked framed (`Content-Encoding` lists `aws-chunked`).
+fn is_aws_chunked(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("aws-chunked"))
+}
+
 /// The condition context of a request: the keys bucket policies can test.
 pub(crate) fn policy_context(
     headers: &http::HeaderMap,
@@ -89,6 +99,14 @@ pub(crate) fn policy_context(
             ctx.entry(format!("s3:{n}")).or_default().push(v.to_owned());
         }
     }
+    // Tags a write asks for: `s3:RequestObjectTag/<key>` and `s3:RequestObjectTagKeys`.
+    if let Some(tags) = headers
+        .get("x-amz-tagging")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| coffer_core::tagging::parse_tagging_header(v).ok())
+    {
+        ctx.extend(request_tag_context(&tags));
+    }
     if let Some(q) = uri.query() {
         for (k, v) in url_query_pairs(q) {
             let key = match k.as_str() {
@@ -102,6 +120,24 @@ pub(crate) fn policy_context(
         }
     }
     ctx
+}
+
+/// The condition keys of the tags a request sets.
+fn request_tag_context(tags: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = tags
+        .iter()
+        .map(|(k, v)| {
+            (
+                format!("s3:requestobjecttag/{}", k.to_lowercase()),
+                vec![v.clone()],
+            )
+        })
+        .collect();
+    out.push((
+        "s3:requestobjecttagkeys".into(),
+        tags.iter().map(|(k, _)| k.clone()).collect(),
+    ));
+    out
 }
 
 fn url_query_pairs(q: &str) -> Vec<(String, String)> {
@@ -285,6 +321,36 @@ impl S3Access for AccessPolicy {
         }
     }
 
+    /// PutObjectTagging: decided with the body's tags as `s3:RequestObjectTag/<key>`.
+    async fn put_object_tagging(
+        &self,
+        req: &mut s3s::S3Request<s3s::dto::PutObjectTaggingInput>,
+    ) -> S3Result<()> {
+        let user = match &req.credentials {
+            Some(c) => Some(
+                self.users
+                    .by_access_key(&c.access_key)
+                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?,
+            ),
+            None => None,
+        };
+        if user.as_ref().is_some_and(|u| u.is_root) {
+            return Ok(());
+        }
+        let tags = crate::tagging_ops::tag_pairs(&req.input.tagging)?;
+        let conn = req.extensions.get::<ConnectionInfo>().copied();
+        self.decide(
+            user.as_ref(),
+            &req.input.bucket,
+            Some(&req.input.key),
+            "PutObjectTagging",
+            &req.headers,
+            &req.uri,
+            conn,
+            request_tag_context(&tags),
+        )
+    }
+
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let user = match cx.credentials() {
             Some(credentials) => Some(
@@ -302,6 +368,14 @@ impl S3Access for AccessPolicy {
         if !secure && !self.settings.ssec_allow_plain_http && has_sse_c_headers(cx.headers()) {
             return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
         }
+        // s3s decodes aws-chunked bodies only for signed requests: an anonymous one would reach
+        // the handler still framed. Refuse it rather than store the frames as data.
+        if user.is_none() && is_aws_chunked(cx.headers()) {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "Anonymous aws-chunked uploads are not supported: sign the request, or send the body unframed."
+            ));
+        }
         if user.as_ref().is_some_and(|u| u.is_root) {
             return Ok(());
         }
@@ -318,9 +392,9 @@ impl S3Access for AccessPolicy {
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
         let op = cx.s3_op().name().to_owned();
-        if op == "PostObject" {
-            // Browser uploads carry SSE-C and other conditions as form fields, which only the
-            // post_object hook below sees: the decision is made there.
+        if op == "PostObject" || op == "PutObjectTagging" {
+            // Browser uploads carry SSE-C and other conditions as form fields, and
+            // PutObjectTagging its tags in the body: their hooks below decide, with those.
             return Ok(());
         }
         if op == "CreateBucket" {
@@ -330,7 +404,37 @@ impl S3Access for AccessPolicy {
                 Err(denied())
             };
         }
-        let info = match self.coffer.bucket(&bucket) {
+        let conn = cx.extensions_mut().get::<ConnectionInfo>().copied();
+        self.decide(
+            user.as_ref(),
+            &bucket,
+            key.as_deref(),
+            &op,
+            cx.headers(),
+            cx.uri(),
+            conn,
+            Vec::new(),
+        )
+    }
+}
+
+impl AccessPolicy {
+    /// The decision for a non-root caller on an object or bucket request: bucket owner check,
+    /// policy and ACLs. `extra` adds condition keys only the operation's input carries.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        user: Option<&crate::User>,
+        bucket: &str,
+        key: Option<&str>,
+        op: &str,
+        headers: &http::HeaderMap,
+        uri: &http::Uri,
+        conn: Option<ConnectionInfo>,
+        extra: Vec<(String, Vec<String>)>,
+    ) -> S3Result<()> {
+        let denied = || s3s::s3_error!(AccessDenied, "Access Denied");
+        let info = match self.coffer.bucket(bucket) {
             Ok(info) => info,
             // Let the operation answer NoSuchBucket (to anonymous callers too, as S3 does).
             Err(CoreError::NoSuchBucket) => return Ok(()),
@@ -338,23 +442,26 @@ impl S3Access for AccessPolicy {
         };
         // x-amz-expected-bucket-owner: a caller guarding against writing into someone else's
         // bucket gets 403 when the owner differs.
-        if let Some(expected) = cx.headers().get("x-amz-expected-bucket-owner")
+        if let Some(expected) = headers.get("x-amz-expected-bucket-owner")
             && expected.as_bytes() != info.owner.as_bytes()
         {
             return Err(denied());
         }
-        let conn = cx.extensions_mut().get::<ConnectionInfo>().copied();
-        let mut context = policy_context(cx.headers(), cx.uri(), conn, user.as_ref());
+        let mut context = policy_context(headers, uri, conn, user);
+        context.extend(extra);
+        if let Some(k) = key {
+            self.add_existing_tags(&info, k, uri, &mut context);
+        }
         // Parts and the Complete of an SSE-C upload need no key headers, yet the object they
         // make is SSE-C: let policies that require SSE-C see the upload's algorithm.
         if matches!(
-            op.as_str(),
+            op,
             "UploadPart" | "UploadPartCopy" | "CompleteMultipartUpload"
-        ) && let (Some(k), Some(q)) = (key.as_deref(), cx.uri().query())
+        ) && let (Some(k), Some(q)) = (key, uri.query())
             && let Some((_, upload_id)) = url_query_pairs(q)
                 .into_iter()
                 .find(|(n, _)| n == "uploadId")
-            && let Ok(upload) = self.coffer.upload(&bucket, k, &upload_id)
+            && let Ok(upload) = self.coffer.upload(bucket, k, &upload_id)
             && let Some(enc) = &upload.encryption
             && enc.scheme == "SSE-C"
         {
@@ -362,13 +469,13 @@ impl S3Access for AccessPolicy {
                 .entry("s3:x-amz-server-side-encryption-customer-algorithm".into())
                 .or_insert_with(|| vec![enc.algorithm.clone()]);
         }
-        let action = action_of(&op, cx.uri());
+        let action = action_of(op, uri);
         // S3 tells a caller that may list the bucket that an object is missing (404); others
         // get 403 whether it exists or not.
-        if matches!(op.as_str(), "GetObject" | "HeadObject")
-            && let Some(k) = key.as_deref()
+        if matches!(op, "GetObject" | "HeadObject")
+            && let Some(k) = key
             && matches!(
-                self.coffer.object_record(&bucket, k, None),
+                self.coffer.object_record(bucket, k, None),
                 Err(CoreError::NoSuchKey)
             )
         {
@@ -376,7 +483,7 @@ impl S3Access for AccessPolicy {
             list_context.insert("s3:prefix".into(), vec![k.to_owned()]);
             if authorize(
                 &self.coffer,
-                user.as_ref(),
+                user,
                 &info,
                 None,
                 "ListObjects",
@@ -386,18 +493,45 @@ impl S3Access for AccessPolicy {
                 return Ok(());
             }
         }
-        if authorize(
-            &self.coffer,
-            user.as_ref(),
-            &info,
-            key.as_deref(),
-            &op,
-            action,
-            &context,
-        ) {
+        if authorize(&self.coffer, user, &info, key, op, action, &context) {
             Ok(())
         } else {
             Err(denied())
+        }
+    }
+
+    /// `s3:ExistingObjectTag/<key>` for policies that test it (loading the object's record
+    /// only then): the tags of the addressed version.
+    fn add_existing_tags(
+        &self,
+        info: &coffer_core::BucketInfo,
+        key: &str,
+        uri: &http::Uri,
+        context: &mut HashMap<String, Vec<String>>,
+    ) {
+        let tests_tags = info
+            .policy
+            .as_deref()
+            .is_some_and(|p| p.to_ascii_lowercase().contains("existingobjecttag"));
+        if !tests_tags {
+            return;
+        }
+        let version = uri.query().and_then(|q| {
+            url_query_pairs(q)
+                .into_iter()
+                .find(|(k, _)| k == "versionId")
+                .map(|(_, v)| v)
+        });
+        if let Ok(record) = self
+            .coffer
+            .object_record(&info.name, key, version.as_deref())
+        {
+            for (k, v) in record.tags {
+                context
+                    .entry(format!("s3:existingobjecttag/{}", k.to_lowercase()))
+                    .or_default()
+                    .push(v);
+            }
         }
     }
 }

@@ -43,9 +43,19 @@ fn group(uri: &str, permission: &'static str) -> Grant {
     }
 }
 
-/// The grants a canned ACL stands for.
+/// The grants a canned ACL stands for: the group grants, then the owner's FULL_CONTROL (grant
+/// order carries no meaning; this is the order ceph/s3-tests compares against).
 fn grants(owner: &str, acl: Option<&str>) -> Vec<Grant> {
-    let mut g = vec![Grant {
+    let mut g = match acl {
+        Some("public-read") => vec![group(ALL_USERS, Permission::READ)],
+        Some("public-read-write") => vec![
+            group(ALL_USERS, Permission::READ),
+            group(ALL_USERS, Permission::WRITE),
+        ],
+        Some("authenticated-read") => vec![group(AUTHENTICATED_USERS, Permission::READ)],
+        _ => Vec::new(),
+    };
+    g.push(Grant {
         grantee: Some(Grantee {
             type_: Type::from_static(Type::CANONICAL_USER),
             id: Some(owner.to_owned()),
@@ -54,16 +64,7 @@ fn grants(owner: &str, acl: Option<&str>) -> Vec<Grant> {
             uri: None,
         }),
         permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    }];
-    match acl {
-        Some("public-read") => g.push(group(ALL_USERS, Permission::READ)),
-        Some("public-read-write") => {
-            g.push(group(ALL_USERS, Permission::READ));
-            g.push(group(ALL_USERS, Permission::WRITE));
-        }
-        Some("authenticated-read") => g.push(group(AUTHENTICATED_USERS, Permission::READ)),
-        _ => {}
-    }
+    });
     g
 }
 

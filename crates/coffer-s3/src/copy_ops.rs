@@ -128,7 +128,7 @@ impl CofferS3 {
             .map(MetadataDirective_::as_str)
         {
             None | Some("COPY") => MetadataDirective::Copy,
-            Some("REPLACE") => MetadataDirective::Replace(object_metadata(
+            Some("REPLACE") => MetadataDirective::Replace(Box::new(object_metadata(
                 input.metadata.take(),
                 input.content_type.take(),
                 input.content_encoding.take(),
@@ -136,8 +136,20 @@ impl CofferS3 {
                 input.content_language.take(),
                 input.cache_control.take(),
                 &req.headers,
-            )),
+            ))),
             Some(_) => return Err(s3_error!(InvalidArgument, "Unknown metadata directive.")),
+        };
+        let tags = match input
+            .tagging_directive
+            .as_ref()
+            .map(s3s::dto::TaggingDirective::as_str)
+        {
+            None | Some("COPY") => None,
+            Some("REPLACE") => Some(
+                crate::object_ops::request_tags(input.tagging.as_deref())
+                    .map_err(|e| self.map_err(e))?,
+            ),
+            Some(_) => return Err(s3_error!(InvalidArgument, "Unknown tagging directive.")),
         };
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
         let conditions = Conditions {
@@ -163,6 +175,7 @@ impl CofferS3 {
                 customer_key,
                 server_side: server_side.clone(),
                 acl,
+                tags,
             })
             .await
             .map_err(|e| self.map_err(e))?;
@@ -257,8 +270,12 @@ impl CofferS3 {
         if let Some((alg, value)) = outcome.checksum {
             set_checksum!(result, alg, value);
         }
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(outcome.server_side.as_ref());
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(result),
+            server_side_encryption,
+            ssekms_key_id,
             copy_source_version_id: source_version_id,
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,

@@ -81,6 +81,11 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
         CoreError::InvalidDigest => (C::InvalidDigest, None),
         CoreError::IncompleteBody => (C::IncompleteBody, None),
         CoreError::InvalidArgument(_) => (C::InvalidArgument, None),
+        CoreError::InvalidTag(_) => (C::InvalidTag, None),
+        CoreError::BadRequest(_) => (
+            C::Custom("BadRequest".into()),
+            Some(StatusCode::BAD_REQUEST),
+        ),
         CoreError::SseKeyRequired | CoreError::SseNotEncrypted => (C::InvalidRequest, None),
         CoreError::SseWrongKey => {
             let status = if settings.ssec_wrong_key_status == 400 {

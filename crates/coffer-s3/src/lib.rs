@@ -10,6 +10,8 @@ mod acl_ops;
 mod admin;
 mod bucket_ops;
 mod copy_ops;
+mod cors;
+mod cors_ops;
 mod errors;
 mod host;
 mod list_ops;
@@ -22,9 +24,11 @@ pub mod prefilter;
 mod service;
 pub mod sigv2;
 mod ssec;
+mod tagging_ops;
 mod users;
 mod versioning_ops;
 
+pub use cors::CorsResponder;
 pub use host::CofferHost;
 pub use users::{User, UserDirectory, UserSource};
 

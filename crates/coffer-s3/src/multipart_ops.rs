@@ -78,6 +78,8 @@ impl CofferS3 {
         );
         let mut metadata = metadata;
         metadata.acl = acl;
+        metadata.tags = crate::object_ops::request_tags(input.tagging.as_deref())
+            .map_err(|e| self.map_err(e))?;
         let upload_id = self
             .coffer
             .create_multipart_upload(CreateUpload {
@@ -151,8 +153,12 @@ impl CofferS3 {
             )
             .await
             .map_err(|e| self.map_err(e))?;
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(outcome.server_side.as_ref());
         let mut output = UploadPartOutput {
             e_tag: Some(ETag::Strong(outcome.etag)),
+            server_side_encryption,
+            ssekms_key_id,
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,
             ..Default::default()
@@ -203,7 +209,11 @@ impl CofferS3 {
             )
             .await
             .map_err(|e| self.map_err(e))?;
+        let (server_side_encryption, ssekms_key_id) =
+            crate::ssec::server_side_echo(outcome.server_side.as_ref());
         let mut output = CompleteMultipartUploadOutput {
+            server_side_encryption,
+            ssekms_key_id,
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(ETag::Strong(outcome.etag)),

@@ -67,6 +67,7 @@ pub(crate) fn object_metadata(
     user.sort();
     ObjectMetadata {
         acl: None,
+        tags: Vec::new(),
         content_type,
         content_encoding: content_encoding.and_then(strip_aws_chunked),
         content_disposition,
@@ -75,6 +76,14 @@ pub(crate) fn object_metadata(
         expires: header_str(headers, "expires"),
         user,
     }
+}
+
+/// The tags of a new object from its `x-amz-tagging` value (the header, or a POST form's
+/// field of that name); absent: none.
+pub(crate) fn request_tags(
+    tagging: Option<&str>,
+) -> Result<Vec<(String, String)>, coffer_core::CoreError> {
+    tagging.map_or(Ok(Vec::new()), coffer_core::tagging::parse_tagging_header)
 }
 
 /// `If-Match` / `If-None-Match` on a write, as raw header lists.
@@ -328,6 +337,7 @@ impl CofferS3 {
         let body = body_stream(input.body.take());
         let mut metadata = metadata;
         metadata.acl = acl;
+        metadata.tags = request_tags(input.tagging.as_deref()).map_err(|e| self.map_err(e))?;
         let put = PutObject {
             bucket: input.bucket.clone(),
             key: input.key.clone(),
@@ -423,6 +433,8 @@ impl CofferS3 {
                 .then(|| record.user_metadata.iter().cloned().collect()),
             sse_customer_algorithm: sse_algorithm,
             sse_customer_key_md5: sse_key_md5,
+            tag_count: (!record.tags.is_empty())
+                .then(|| i32::try_from(record.tags.len()).unwrap_or(i32::MAX)),
             cache_control: input
                 .response_cache_control
                 .take()

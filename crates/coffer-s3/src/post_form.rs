@@ -1,10 +1,13 @@
 //! Browser POST forms before s3s parses them: the fields that precede the `file` part (the
-//! "prelude"), the answers AWS gives for fields that are missing, and AWS's wording for the
-//! policy errors s3s reports in its own words.
+//! "prelude"), `${filename}` in those fields, the answers AWS gives for fields that are missing,
+//! and AWS's wording for the policy errors s3s reports in its own words.
 //!
 //! The prelude is parsed with the same grammar and the same chunk-by-chunk reparsing s3s 0.14.1
 //! uses (`http/multipart.rs`), so both see the same fields: the SigV2 check made here is then
-//! about exactly the signature s3s would compare. The file itself is never read here.
+//! about exactly the signature s3s would compare. The file itself is never read here. The
+//! binary reads the prelude once (`form_prelude.rs`) and hands these functions the bytes.
+
+use std::ops::Range;
 
 use http::StatusCode;
 
@@ -110,13 +113,25 @@ pub enum Prelude {
     Incomplete,
     /// Not a form s3s would accept.
     Malformed,
-    /// Every field before `file`, names lowercased, in form order; `len` is where the file's
-    /// content starts.
-    Complete {
-        fields: Vec<(String, String)>,
-        len: usize,
-    },
+    /// The fields before `file`, and where the file's content starts.
+    Complete(FormPrelude),
 }
+
+/// A form's fields before the `file` part, as s3s will read them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FormPrelude {
+    /// Every field before `file`, names lowercased, in form order.
+    pub fields: Vec<(String, String)>,
+    /// Where the file's content starts: the length of the prelude in bytes.
+    pub len: usize,
+    /// Where each field's value lies in the prelude, in the order of `fields`.
+    values: Vec<Range<usize>>,
+    /// The file part's `filename`, if it has one.
+    file_name: Option<String>,
+}
+
+/// The variable S3 replaces with the uploaded file's name in every form field.
+const FILENAME_VARIABLE: &str = "${filename}";
 
 impl Prelude {
     /// Parses the prelude from the start of the body (s3s's grammar: an optional empty line,
@@ -138,6 +153,7 @@ impl Prelude {
             Some(_) => {}
         }
         let mut fields = Vec::new();
+        let mut values = Vec::new();
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 2];
             let (idx, parsed) = match httparse::parse_headers(lines.0, &mut headers) {
@@ -158,16 +174,21 @@ impl Prelude {
             let Some(disposition) = disposition else {
                 return Self::Incomplete;
             };
-            let Some(name) = disposition_name(disposition) else {
+            let Some((name, file_name)) = parse_disposition(disposition) else {
                 return Self::Malformed;
             };
             if name.eq_ignore_ascii_case("file") {
                 if content_type.is_some_and(|t| std::str::from_utf8(t).is_err()) {
                     return Self::Malformed;
                 }
-                let len = buf.len() - lines.0.len();
-                return Self::Complete { fields, len };
+                return Self::Complete(FormPrelude {
+                    fields,
+                    len: buf.len() - lines.0.len(),
+                    values,
+                    file_name: file_name.map(str::to_owned),
+                });
             }
+            let start = buf.len() - lines.0.len();
             let Some(value) = lines.split_to(&delimiter) else {
                 return Self::Incomplete;
             };
@@ -176,12 +197,42 @@ impl Prelude {
                 return Self::Malformed;
             };
             fields.push((name.to_ascii_lowercase(), value.to_owned()));
+            values.push(start..start + value.len());
         }
     }
 }
 
+impl FormPrelude {
+    /// The prelude with `${filename}` replaced, in every field, by the file's base name (what
+    /// follows the last `/` or `\` of the file part's `filename`), as S3 does; `None` when no
+    /// field uses the variable or the file has no name. `prelude` is the bytes this was parsed
+    /// from (at least `len` of them); the answer is the new prelude, to parse again.
+    pub fn substitute_filename(&self, prelude: &[u8]) -> Option<Vec<u8>> {
+        // Browsers write `"` as `%22` and never escape with backslashes (the HTML form
+        // encoding): a backslash is a Windows path separator here.
+        let base = self.file_name.as_deref()?.rsplit(['/', '\\']).next()?;
+        let uses_variable = self
+            .fields
+            .iter()
+            .any(|(_, v)| v.contains(FILENAME_VARIABLE));
+        if base.is_empty() || !uses_variable {
+            return None;
+        }
+        let prelude = prelude.get(..self.len)?;
+        let mut out = Vec::with_capacity(prelude.len() + base.len() * 2);
+        let mut copied = 0;
+        for ((_, value), range) in self.fields.iter().zip(&self.values) {
+            out.extend_from_slice(prelude.get(copied..range.start)?);
+            out.extend_from_slice(value.replace(FILENAME_VARIABLE, base).as_bytes());
+            copied = range.end;
+        }
+        out.extend_from_slice(prelude.get(copied..)?);
+        Some(out)
+    }
+}
+
 /// `form-data; name="NAME"` with an optional `; filename="FILE"`, nothing else; both non-empty.
-fn disposition_name(value: &[u8]) -> Option<&str> {
+fn parse_disposition(value: &[u8]) -> Option<(&str, Option<&str>)> {
     let rest = value.strip_prefix(b"form-data; name=\"")?;
     let end = rest.iter().position(|&b| b == b'"')?;
     if end == 0 {
@@ -189,15 +240,15 @@ fn disposition_name(value: &[u8]) -> Option<&str> {
     }
     let name = std::str::from_utf8(&rest[..end]).ok()?;
     let rest = &rest[end + 1..];
-    if !rest.is_empty() {
-        let file = rest.strip_prefix(b"; filename=\"")?;
-        let end = file.iter().position(|&b| b == b'"')?;
-        std::str::from_utf8(&file[..end]).ok()?;
-        if end == 0 || end + 1 != file.len() {
-            return None;
-        }
+    if rest.is_empty() {
+        return Some((name, None));
     }
-    Some(name)
+    let file = rest.strip_prefix(b"; filename=\"")?;
+    let end = file.iter().position(|&b| b == b'"')?;
+    if end == 0 || end + 1 != file.len() {
+        return None;
+    }
+    Some((name, Some(std::str::from_utf8(&file[..end]).ok()?)))
 }
 
 /// Lines ended by CRLF; the last, unterminated bytes count as a line (as in s3s).
@@ -417,7 +468,7 @@ mod tests {
             ],
             "DATA",
         );
-        let Prelude::Complete { fields, len } = Prelude::parse(&body, B) else {
+        let Prelude::Complete(FormPrelude { fields, len, .. }) = Prelude::parse(&body, B) else {
             panic!("{:?}", Prelude::parse(&body, B));
         };
         assert_eq!(
@@ -433,14 +484,14 @@ mod tests {
         let file_headers_end = len;
         for cut in [1, 10, 40, file_headers_end - 3] {
             assert!(
-                !matches!(Prelude::parse(&body[..cut], B), Prelude::Complete { .. }),
+                !matches!(Prelude::parse(&body[..cut], B), Prelude::Complete(_)),
                 "{cut}"
             );
         }
         // A leading CRLF is allowed, another boundary is not.
         let mut lead = b"\r\n".to_vec();
         lead.extend_from_slice(&body);
-        assert!(matches!(Prelude::parse(&lead, B), Prelude::Complete { .. }));
+        assert!(matches!(Prelude::parse(&lead, B), Prelude::Complete(_)));
         assert_eq!(Prelude::parse(&body, b"other"), Prelude::Malformed);
     }
 
@@ -458,6 +509,161 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    const WEBKIT: &[u8] = b"----WebKitFormBoundaryAbC";
+
+    /// A form as a browser sends it, with the file part's Content-Disposition given.
+    fn browser_form(fields: &[(&str, &str)], file_disposition: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, value) in fields {
+            out.extend_from_slice(b"------WebKitFormBoundaryAbC\r\n");
+            out.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        out.extend_from_slice(b"------WebKitFormBoundaryAbC\r\n");
+        out.extend_from_slice(
+            format!("Content-Disposition: {file_disposition}\r\nContent-Type: text/plain\r\n\r\n")
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"file bytes\r\n------WebKitFormBoundaryAbC--\r\n");
+        out
+    }
+
+    fn complete(body: &[u8], boundary: &[u8]) -> FormPrelude {
+        match Prelude::parse(body, boundary) {
+            Prelude::Complete(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The body with `${filename}` replaced, if anything was.
+    fn substituted(body: &[u8]) -> Option<Vec<u8>> {
+        let prelude = complete(body, WEBKIT);
+        let mut new = prelude.substitute_filename(body)?;
+        new.extend_from_slice(&body[prelude.len..]);
+        Some(new)
+    }
+
+    #[test]
+    fn every_field_gets_the_base_name_of_the_file() {
+        let f = browser_form(
+            &[
+                ("key", "uploads/${filename}"),
+                (
+                    "Content-Disposition",
+                    "attachment; filename=\"${filename}\"",
+                ),
+                ("x-amz-meta-note", "${filename}\r\nand ${filename}"),
+                ("policy", "eyJ9"),
+            ],
+            "form-data; name=\"file\"; filename=\"C:\\photos\\cat; %221%22.jpg\"",
+        );
+        let out = substituted(&f).expect("a rewrite");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.contains("\r\n\r\nuploads/cat; %221%22.jpg\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("attachment; filename=\"cat; %221%22.jpg\"\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\n\r\neyJ9\r\n"));
+        assert!(text.ends_with("file bytes\r\n------WebKitFormBoundaryAbC--\r\n"));
+        // The new prelude parses to the substituted fields, the file where it was.
+        let again = complete(&out, WEBKIT);
+        assert_eq!(
+            field(&again.fields, "key"),
+            Some("uploads/cat; %221%22.jpg")
+        );
+        assert_eq!(
+            field(&again.fields, "x-amz-meta-note"),
+            Some("cat; %221%22.jpg\r\nand cat; %221%22.jpg")
+        );
+        assert!(out[again.len..].starts_with(b"file bytes\r\n"));
+        let unix = browser_form(
+            &[("key", "${filename}")],
+            "form-data; name=\"file\"; filename=\"/home/u/notes.txt\"",
+        );
+        let out = substituted(&unix).expect("a rewrite");
+        assert_eq!(
+            field(&complete(&out, WEBKIT).fields, "key"),
+            Some("notes.txt")
+        );
+    }
+
+    #[test]
+    fn forms_without_the_variable_or_a_file_name_are_left_alone() {
+        let plain = browser_form(
+            &[("key", "a.txt")],
+            "form-data; name=\"file\"; filename=\"x\"",
+        );
+        assert_eq!(substituted(&plain), None);
+        let nameless = browser_form(&[("key", "u/${filename}")], "form-data; name=\"file\"");
+        assert_eq!(substituted(&nameless), None);
+        let slash_only = browser_form(
+            &[("key", "u/${filename}")],
+            "form-data; name=\"file\"; filename=\"dir/\"",
+        );
+        assert_eq!(substituted(&slash_only), None);
+        // No file part: never complete, so nothing is replaced (s3s refuses the form).
+        let no_file = b"------WebKitFormBoundaryAbC\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\n${filename}\r\n------WebKitFormBoundaryAbC--\r\n";
+        assert!(!matches!(
+            Prelude::parse(no_file, WEBKIT),
+            Prelude::Complete(_)
+        ));
+    }
+
+    #[test]
+    fn a_form_cut_anywhere_before_the_file_headers_is_not_complete() {
+        let f = browser_form(
+            &[("key", "u/${filename}"), ("acl", "private")],
+            "form-data; name=\"file\"; filename=\"n.bin\"",
+        );
+        let file_headers_end = f
+            .windows(14)
+            .position(|w| w == b"text/plain\r\n\r\n")
+            .unwrap()
+            + 14;
+        for cut in 0..file_headers_end {
+            assert!(
+                !matches!(Prelude::parse(&f[..cut], WEBKIT), Prelude::Complete(_)),
+                "cut at {cut}"
+            );
+        }
+        let prelude = complete(&f[..file_headers_end], WEBKIT);
+        assert_eq!(prelude.len, file_headers_end);
+        let out = prelude
+            .substitute_filename(&f[..file_headers_end])
+            .expect("a rewrite");
+        assert!(out.ends_with(b"text/plain\r\n\r\n"));
+        assert_eq!(
+            field(&complete(&out, WEBKIT).fields, "key"),
+            Some("u/n.bin")
+        );
+    }
+
+    #[test]
+    fn boundaries_of_forms_only() {
+        let boundary = |ct: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            form_boundary(&h)
+        };
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"abc\""),
+            Some("abc".into())
+        );
+        assert_eq!(
+            boundary("Multipart/Form-Data; charset=utf-8; BOUNDARY=x1"),
+            Some("x1".into())
+        );
+        assert_eq!(boundary("application/xml"), None);
+        assert_eq!(boundary("multipart/form-data"), None);
+        assert_eq!(form_boundary(&http::HeaderMap::new()), None);
     }
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

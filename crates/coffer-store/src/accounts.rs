@@ -252,6 +252,7 @@ mod tests {
                 versioning: None,
                 policy: None,
                 acl: None,
+                cors: None,
             },
         )
         .expect("bucket");

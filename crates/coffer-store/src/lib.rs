@@ -19,7 +19,7 @@ pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
 pub use meta::{DeleteBucketOutcome, MetaStore, ObjectEntry};
 pub use records::{
-    BucketRecord, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
+    BucketRecord, CorsRule, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
 };
 pub use uploads::CompletedUpload;
 pub use versions::{

@@ -340,6 +340,7 @@ mod tests {
             null_version: false,
             upload_id: None,
             acl: None,
+            tags: Vec::new(),
         }
     }
 
@@ -354,6 +355,7 @@ mod tests {
             versioning: None,
             policy: None,
             acl: None,
+            cors: None,
         };
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());

@@ -41,6 +41,24 @@ pub struct BucketRecord {
     /// The canned ACL ("private", "public-read", ...); absent means private.
     #[serde(default)]
     pub acl: Option<String>,
+    /// The CORS rules, in the order the owner put them; absent when the bucket has none.
+    #[serde(default)]
+    pub cors: Option<Vec<CorsRule>>,
+}
+
+/// One rule of a bucket's CORS configuration, as validated and put by its owner.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CorsRule {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub max_age_seconds: Option<i32>,
 }
 
 /// One stored object version (today: the current version of a key).
@@ -87,6 +105,9 @@ pub struct ObjectRecord {
     /// The object's canned ACL; absent means private.
     #[serde(default)]
     pub acl: Option<String>,
+    /// Object tags (key, value), in the order they were given.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
 }
 
 impl ObjectRecord {
@@ -148,6 +169,7 @@ mod tests {
             versioning: None,
             policy: None,
             acl: None,
+            cors: None,
         };
         let bytes = encode(&rec).unwrap();
         assert_eq!(bytes[0], FORMAT_V1);
@@ -159,6 +181,49 @@ mod tests {
             Err(StoreError::UnknownFormat(9))
         ));
         assert!(decode::<BucketRecord>(&[]).is_err());
+    }
+
+    #[test]
+    fn bucket_records_written_before_cors_still_read() {
+        // The bucket record as binaries before CORS wrote it.
+        #[derive(Serialize)]
+        struct BeforeCors {
+            owner: String,
+            created_ms: i64,
+            region: String,
+            versioning: Option<String>,
+            policy: Option<String>,
+            acl: Option<String>,
+        }
+        let old = encode(&BeforeCors {
+            owner: "alice".into(),
+            created_ms: 7,
+            region: "us-east-1".into(),
+            versioning: Some("Enabled".into()),
+            policy: None,
+            acl: Some("public-read".into()),
+        })
+        .unwrap();
+        let rec = decode::<BucketRecord>(&old).unwrap();
+        assert_eq!(rec.owner, "alice");
+        assert_eq!(rec.acl.as_deref(), Some("public-read"));
+        assert_eq!(rec.cors, None);
+
+        let with_cors = BucketRecord {
+            cors: Some(vec![CorsRule {
+                id: Some("r1".into()),
+                allowed_origins: vec!["https://*.example.com".into()],
+                allowed_methods: vec!["GET".into(), "POST".into()],
+                allowed_headers: vec!["*".into()],
+                expose_headers: vec!["ETag".into()],
+                max_age_seconds: Some(600),
+            }]),
+            ..rec
+        };
+        assert_eq!(
+            decode::<BucketRecord>(&encode(&with_cors).unwrap()).unwrap(),
+            with_cors
+        );
     }
 }
 
@@ -189,6 +254,9 @@ pub struct UploadRecord {
     /// The canned ACL the object gets at Complete.
     #[serde(default)]
     pub acl: Option<String>,
+    /// The tags the object gets at Complete.
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
     /// The data key, sealed at creation and bound to the upload id.
     #[serde(default)]
     pub encryption: Option<EncryptionRecord>,

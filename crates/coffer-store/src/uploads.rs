@@ -281,6 +281,7 @@ mod tests {
             user_metadata: vec![],
             checksum_algorithm: None,
             acl: None,
+            tags: Vec::new(),
             encryption: None,
         }
     }
@@ -308,6 +309,7 @@ mod tests {
             versioning: None,
             policy: None,
             acl: None,
+            cors: None,
         };
         meta.create_bucket("b", &b).unwrap();
         meta.create_upload("b", &upload("u1", "k")).unwrap();
@@ -378,6 +380,7 @@ mod tests {
             null_version: false,
             upload_id: None,
             acl: None,
+            tags: Vec::new(),
         };
         let done = meta
             .complete_upload("b", "k", "u1", &object, &[1, 3], None)

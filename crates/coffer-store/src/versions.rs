@@ -454,23 +454,26 @@ impl MetaStore {
         Ok(out)
     }
 
-    /// Sets the canned ACL of one version (`None`: the current one); false if there is none.
-    pub fn set_object_acl(
+    /// Changes the mutable metadata (canned ACL, tags) of one version (`None`: the current one)
+    /// in one transaction; `None` if there is no such version or it is a delete marker.
+    pub fn update_object_version(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        acl: Option<&str>,
-    ) -> Result<bool, StoreError> {
+        change: impl Fn(&mut ObjectRecord),
+    ) -> Result<Option<ObjectRecord>, StoreError> {
         let Some(target) = (match version_id {
             Some(v) => self.object_version(bucket, key, v)?,
             None => self.object(bucket, key)?,
         }) else {
-            return Ok(false);
+            return Ok(None);
         };
         if target.delete_marker {
-            return Ok(false);
+            return Ok(None);
         }
+        let mut updated = target.clone();
+        change(&mut updated);
         let txn = self.db.begin_write()?;
         {
             let okey = object_key(bucket, key);
@@ -482,7 +485,7 @@ impl MetaStore {
             if let Some(mut c) = current
                 && c.version_id == target.version_id
             {
-                c.acl = acl.map(str::to_owned);
+                change(&mut c);
                 objects.insert(okey.as_slice(), encode(&c)?.as_slice())?;
             }
             let mut versions = txn.open_table(VERSIONS)?;
@@ -492,12 +495,12 @@ impl MetaStore {
                 None => None,
             };
             if let Some(mut v) = stored {
-                v.acl = acl.map(str::to_owned);
+                change(&mut v);
                 versions.insert(vkey.as_slice(), encode(&v)?.as_slice())?;
             }
         }
         txn.commit()?;
-        Ok(true)
+        Ok(Some(updated))
     }
 
     /// The current version id of a key (to tell which listed version is the latest).

@@ -1,7 +1,9 @@
-//! Browser POST forms: the fields before the `file` part are read here (at most 20 KiB, the
-//! limit AWS sets), checked (fields AWS requires, the SigV2 form signature in constant time),
-//! and handed to s3s again: the body s3s reads replays the frames read here, unchanged and in
-//! the same chunks, then streams the rest. The file's content is never buffered here.
+//! Browser POST forms: the fields before the `file` part are read here, once (at most 20 KiB,
+//! the limit AWS sets), `${filename}` is replaced in them, and they are checked (fields AWS
+//! requires, the SigV2 form signature in constant time, SSE fields the policy must cover); all
+//! of it on one parse (`coffer_s3::post_form`). The body s3s reads then replays the frames read
+//! here (unchanged and in the same chunks, or the rewritten prelude with its Content-Length
+//! fixed) and streams the rest. The file's content is never buffered here.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -68,9 +70,9 @@ where
     }
 }
 
-/// Reads a form's prelude and checks it. On a refusal the body comes back with the error so
-/// the caller can drain what is left.
-pub async fn check<B>(
+/// Reads a form's prelude, replaces `${filename}` in it and checks it. On a refusal the body
+/// comes back with the error so the caller can drain what is left.
+pub async fn read<B>(
     req: Request<B>,
     boundary: &str,
     guard: &SigV2Guard,
@@ -78,7 +80,7 @@ pub async fn check<B>(
 where
     B: Body<Data = Bytes> + Unpin,
 {
-    let (parts, mut inner) = req.into_parts();
+    let (mut parts, mut inner) = req.into_parts();
     let mut frames = VecDeque::new();
     let mut buf: Vec<u8> = Vec::new();
     let outcome = loop {
@@ -98,10 +100,23 @@ where
             }
             Prelude::Incomplete => {}
             Prelude::Malformed => break None,
-            Prelude::Complete { len, .. } if len > MAX_PRELUDE_BYTES => {
+            Prelude::Complete(prelude) if prelude.len > MAX_PRELUDE_BYTES => {
                 break Some(Err(FormError::prelude_too_large()));
             }
-            Prelude::Complete { fields, .. } => break Some(Ok(fields)),
+            Prelude::Complete(prelude) => {
+                let Some(new) = prelude.substitute_filename(&buf) else {
+                    break Some(Ok(prelude.fields));
+                };
+                // The checks and s3s read the form with the name in it; parsed again, it must
+                // still end where the file starts (a name cannot make new parts).
+                break Some(match Prelude::parse(&new, boundary.as_bytes()) {
+                    Prelude::Complete(again) if again.len == new.len() => {
+                        replace_prelude(&mut parts.headers, &mut frames, &buf, prelude.len, new);
+                        Ok(again.fields)
+                    }
+                    _ => Err(FormError::malformed()),
+                });
+            }
         }
     };
     let body = Replay { frames, inner };
@@ -120,6 +135,36 @@ where
         Some(e) => Err((e, body)),
         None => Ok(Request::from_parts(parts, body)),
     }
+}
+
+/// Puts `new` in place of the first `old_len` bytes of what was read (`read`, also held in
+/// `frames`), as one data frame followed by the rest read so far, and fixes Content-Length.
+fn replace_prelude(
+    headers: &mut http::HeaderMap,
+    frames: &mut VecDeque<Frame<Bytes>>,
+    read: &[u8],
+    old_len: usize,
+    mut new: Vec<u8>,
+) {
+    if let Some(length) = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let length = length
+            .saturating_sub(old_len as u64)
+            .saturating_add(new.len() as u64);
+        headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(length),
+        );
+    }
+    new.extend_from_slice(read.get(old_len..).unwrap_or_default());
+    // Only data was read before the file's headers; a trailers frame (a body that ended) stays
+    // after it.
+    let others: Vec<_> = frames.drain(..).filter(|f| !f.is_data()).collect();
+    frames.push_back(Frame::data(Bytes::from(new)));
+    frames.extend(others);
 }
 
 #[cfg(test)]
@@ -196,7 +241,7 @@ mod tests {
         let file = vec![7u8; 100_000];
         let body = v2_form(&sig, &file);
         for chunk in [1, 7, 64, 4096, body.len()] {
-            let req = check(request(&body, chunk), "B0", &guard())
+            let req = read(request(&body, chunk), "B0", &guard())
                 .await
                 .map_err(|(e, _)| e)
                 .expect("a good form");
@@ -214,7 +259,7 @@ mod tests {
     #[tokio::test]
     async fn refuses_before_the_file() {
         let refused = |body: Vec<u8>| async move {
-            match check(request(&body, 1000), "B0", &guard()).await {
+            match read(request(&body, 1000), "B0", &guard()).await {
                 Ok(_) => None,
                 Err((e, _)) => Some(e.code),
             }
@@ -235,5 +280,84 @@ mod tests {
         // Malformed or anonymous forms go on to s3s, which answers them.
         assert_eq!(refused(b"garbage".to_vec()).await, None);
         assert_eq!(refused(form(&[("key", "k")], b"x")).await, None);
+    }
+
+    fn named_file_form(fields: &[(&str, &str)], file_name: &str, file: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (n, val) in fields {
+            v.extend_from_slice(
+                format!("--B0\r\nContent-Disposition: form-data; name=\"{n}\"\r\n\r\n{val}\r\n")
+                    .as_bytes(),
+            );
+        }
+        v.extend_from_slice(
+            format!(
+                "--B0\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        v.extend_from_slice(file);
+        v.extend_from_slice(b"\r\n--B0--\r\n");
+        v
+    }
+
+    #[tokio::test]
+    async fn the_file_name_is_put_in_and_the_length_fixed() {
+        let file = vec![9u8; 50_000];
+        let body = named_file_form(
+            &[
+                ("key", "in/${filename}"),
+                ("x-amz-meta-from", "${filename}!"),
+            ],
+            "C:\\docs\\report.pdf",
+            &file,
+        );
+        let want = String::from_utf8_lossy(&body)
+            .replace("${filename}", "report.pdf")
+            .into_bytes();
+        // (A first chunk shorter than the boundary line is not a form to s3s: not from 1.)
+        for chunk in [7, 64, 4096, body.len()] {
+            let mut req = request(&body, chunk);
+            req.headers_mut()
+                .insert(http::header::CONTENT_LENGTH, body.len().into());
+            let req = read(req, "B0", &guard())
+                .await
+                .map_err(|(e, _)| e)
+                .expect("an anonymous form goes on");
+            let length: usize = req.headers()[http::header::CONTENT_LENGTH]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("a number");
+            assert_eq!(length, want.len(), "chunk {chunk}");
+            let seen = req.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(seen.as_ref(), want.as_slice(), "chunk {chunk}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_checks_read_the_substituted_form() {
+        let refused = |body: Vec<u8>| async move {
+            match read(request(&body, 100), "B0", &guard()).await {
+                Ok(_) => None,
+                Err((e, _)) => Some(e.code),
+            }
+        };
+        // The key is the file's name: present.
+        assert_eq!(
+            refused(named_file_form(&[("key", "${filename}")], "a.txt", b"x")).await,
+            None
+        );
+        // A file named like the boundary would make a new part of a field: refused, not
+        // handed to s3s as a form other than the one checked.
+        assert_eq!(
+            refused(named_file_form(
+                &[("key", "k"), ("x-amz-meta-a", "${filename}")],
+                "--B0",
+                b"x"
+            ))
+            .await,
+            Some("MalformedPOSTRequest")
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use coffer_core::Coffer;
 use coffer_core::accounts::SecretSealer;
 use coffer_s3::sigv2::SigV2Guard;
-use coffer_s3::{ConnectionInfo, S3Settings, User, UserDirectory, UserSource};
+use coffer_s3::{ConnectionInfo, CorsResponder, S3Settings, User, UserDirectory, UserSource};
 use coffer_store::Store;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -99,12 +99,18 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     if !settings.sigv2 {
         tracing::info!("SigV2 is off: only AWS4-HMAC-SHA256 requests are accepted");
     }
-    let sigv2 = Arc::new(SigV2Guard::new(
-        Arc::clone(&users),
-        settings.domain.clone(),
-        settings.sigv2,
-    ));
-    let service = coffer_s3::build_service(coffer.clone(), users, s3_settings)?;
+    let frontend = Frontend {
+        cors: Arc::new(CorsResponder::new(
+            coffer.clone(),
+            s3_settings.domain.clone(),
+        )),
+        sigv2: Arc::new(SigV2Guard::new(
+            Arc::clone(&users),
+            settings.domain.clone(),
+            settings.sigv2,
+        )),
+        service: coffer_s3::build_service(coffer.clone(), users, s3_settings)?,
+    };
 
     let mut https_addr = None;
     let mut ca_bundle = None;
@@ -122,8 +128,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         tokio::spawn(accept_loop(
             listener,
             Some(TlsAcceptor::from(material.config)),
-            service.clone(),
-            Arc::clone(&sigv2),
+            frontend.clone(),
         ));
     }
     let mut http_addr = None;
@@ -132,12 +137,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
-        tokio::spawn(accept_loop(
-            listener,
-            None,
-            service.clone(),
-            Arc::clone(&sigv2),
-        ));
+        tokio::spawn(accept_loop(listener, None, frontend.clone()));
     }
 
     print_banner(
@@ -186,12 +186,16 @@ async fn periodic_gc(coffer: Coffer) {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+/// What every connection serves: the S3 service, the CORS answers around it, and the SigV2
+/// check before it.
+#[derive(Clone)]
+struct Frontend {
     service: S3Service,
+    cors: Arc<CorsResponder>,
     sigv2: Arc<SigV2Guard>,
-) {
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, frontend: Frontend) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -207,8 +211,7 @@ async fn accept_loop(
             stream,
             peer,
             tls.clone(),
-            service.clone(),
-            Arc::clone(&sigv2),
+            frontend.clone(),
         ));
     }
 }
@@ -217,15 +220,14 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
-    service: S3Service,
-    sigv2: Arc<SigV2Guard>,
+    frontend: Frontend,
 ) {
     let info = ConnectionInfo {
         secure: tls.is_some(),
         peer: Some(peer),
     };
     let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
-        handle(service.clone(), Arc::clone(&sigv2), info, req)
+        handle(frontend.clone(), info, req)
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let result =
@@ -298,21 +300,23 @@ async fn call_service(service: &S3Service, req: Request<Replay<Incoming>>) -> Re
 /// Checks made before s3s sees the request (see `prefilter.rs`, `sigv2.rs` and
 /// `form_prelude.rs`), then s3s.
 async fn route(
-    service: &S3Service,
-    sigv2: &SigV2Guard,
+    frontend: &Frontend,
     form_boundary: Option<&str>,
     mut req: Request<Incoming>,
 ) -> Response<s3s::Body> {
     if let Some(refusal) = refuse_before_routing(&req) {
         return refusal;
     }
-    match sigv2.check_request(req.method(), req.uri(), req.headers()) {
+    match frontend
+        .sigv2
+        .check_request(req.method(), req.uri(), req.headers())
+    {
         Ok(None) => {}
         Ok(Some(uri)) => *req.uri_mut() = uri,
         Err(r) => return error_response(r.status, r.xml(), true),
     }
     let req = match form_boundary {
-        Some(boundary) => match crate::form_prelude::check(req, boundary, sigv2).await {
+        Some(boundary) => match crate::form_prelude::read(req, boundary, &frontend.sigv2).await {
             Ok(req) => req,
             Err((e, body)) => {
                 // Drained in the background, so the client reads the answer.
@@ -322,12 +326,11 @@ async fn route(
         },
         None => req.map(Replay::new),
     };
-    call_service(service, req).await
+    call_service(&frontend.service, req).await
 }
 
 async fn handle(
-    service: S3Service,
-    sigv2: Arc<SigV2Guard>,
+    frontend: Frontend,
     info: ConnectionInfo,
     mut req: Request<Incoming>,
 ) -> Result<Response<s3s::Body>, Infallible> {
@@ -338,15 +341,32 @@ async fn handle(
     let form_boundary = (method == http::Method::POST)
         .then(|| coffer_s3::post_form::form_boundary(req.headers()))
         .flatten();
-    let mut resp = route(&service, &sigv2, form_boundary.as_deref(), req).await;
-    if form_boundary.is_some()
-        && let Some(bytes) = resp.body().bytes()
-        && let Ok(text) = std::str::from_utf8(&bytes)
-        && let Some((status, body)) = coffer_s3::post_form::rewrite_error(resp.status(), text)
-    {
-        *resp.status_mut() = status;
-        *resp.body_mut() = s3s::Body::from(body);
-    }
+    let mut resp = if method == http::Method::OPTIONS {
+        // CORS preflights are unsigned and s3s routes no OPTIONS: answered from the rules.
+        frontend.cors.preflight(req.uri(), req.headers())
+    } else {
+        let cors = frontend
+            .cors
+            .actual_request_headers(&method, req.uri(), req.headers());
+        let mut resp = route(&frontend, form_boundary.as_deref(), req).await;
+        if form_boundary.is_some()
+            && let Some(bytes) = resp.body().bytes()
+            && let Ok(text) = std::str::from_utf8(&bytes)
+            && let Some((status, body)) = coffer_s3::post_form::rewrite_error(resp.status(), text)
+        {
+            *resp.status_mut() = status;
+            *resp.body_mut() = s3s::Body::from(body);
+        }
+        // Errors too: a page must be able to read why its upload failed.
+        for (name, value) in cors {
+            if name == http::header::VARY {
+                resp.headers_mut().append(name, value);
+            } else {
+                resp.headers_mut().insert(name, value);
+            }
+        }
+        resp
+    };
     let status = resp.status();
     // s3s error bodies carry neither Resource nor RequestId; S3 clients show both.
     if status.as_u16() >= 400

@@ -1,0 +1,81 @@
+//! Object tagging: Get/Put/DeleteObjectTagging. Tags also arrive on writes as `x-amz-tagging`
+//! (see `object_ops::request_tags`), are counted in GetObject's `x-amz-tagging-count`, and are
+//! condition keys of bucket policies (`s3:ExistingObjectTag/<key>`, `s3:RequestObjectTag/<key>`).
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use crate::CofferS3;
+
+/// The version id to show: real version ids only ("null" versions go unnamed, as on GET).
+fn shown(version_id: String) -> Option<String> {
+    (version_id != "null").then_some(version_id)
+}
+
+/// The (key, value) pairs of a Tagging document; a tag without a key is `InvalidTag`.
+pub(crate) fn tag_pairs(tagging: &Tagging) -> S3Result<Vec<(String, String)>> {
+    tagging
+        .tag_set
+        .iter()
+        .map(|t| match &t.key {
+            Some(k) => Ok((k.clone(), t.value.clone().unwrap_or_default())),
+            None => Err(s3_error!(InvalidTag, "A tag must have a Key.")),
+        })
+        .collect()
+}
+
+impl CofferS3 {
+    pub(crate) async fn op_get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = &req.input;
+        let (version_id, tags) = self
+            .coffer
+            .object_tags(&input.bucket, &input.key, input.version_id.as_deref())
+            .map_err(|e| self.map_err(e))?;
+        Ok(S3Response::new(GetObjectTaggingOutput {
+            tag_set: tags
+                .into_iter()
+                .map(|(key, value)| Tag {
+                    key: Some(key),
+                    value: Some(value),
+                })
+                .collect(),
+            version_id: shown(version_id),
+        }))
+    }
+
+    pub(crate) async fn op_put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = req.input;
+        let tags = tag_pairs(&input.tagging)?;
+        let version_id = self
+            .coffer
+            .set_object_tags(&input.bucket, &input.key, input.version_id, tags)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(S3Response::new(PutObjectTaggingOutput {
+            version_id: shown(version_id),
+        }))
+    }
+
+    pub(crate) async fn op_delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let input = req.input;
+        let version_id = self
+            .coffer
+            .set_object_tags(&input.bucket, &input.key, input.version_id, Vec::new())
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let mut resp = S3Response::new(DeleteObjectTaggingOutput {
+            version_id: shown(version_id),
+        });
+        resp.status = Some(http::StatusCode::NO_CONTENT);
+        Ok(resp)
+    }
+}
