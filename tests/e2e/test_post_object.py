@@ -227,3 +227,43 @@ def test_sse_c_fields_over_plain_http(server, owner, pbucket):
     err = assert_s3_error(submit(server, post), 400, "InvalidRequest")
     assert "secure connection" in err["Message"]
     assert "Contents" not in owner.list_objects_v2(Bucket=pbucket)
+
+
+# -- acl and tagging form fields ------------------------------------------------------------------------------------
+
+TAGGING_XML = ("<Tagging><TagSet><Tag><Key>team</Key><Value>storage</Value></Tag>"
+               "<Tag><Key>tier</Key><Value>gold</Value></Tag></TagSet></Tagging>")
+
+
+def test_acl_and_tagging_fields_are_applied(server, owner, pbucket):
+    r = submit(server, presign(owner, pbucket, "tagged", {"acl": "public-read", "tagging": TAGGING_XML}))
+    assert r.status_code == 204, describe(r)
+    tags = owner.get_object_tagging(Bucket=pbucket, Key="tagged")["TagSet"]
+    assert tags == [{"Key": "team", "Value": "storage"}, {"Key": "tier", "Value": "gold"}]
+    grants = owner.get_object_acl(Bucket=pbucket, Key="tagged")["Grants"]
+    assert {g["Permission"] for g in grants} == {"READ", "FULL_CONTROL"}, grants
+    # public-read means an anonymous GET works
+    assert requests.get(server.url(pbucket, "tagged"), verify=server.ca).content == b"posted body"
+
+
+@pytest.mark.parametrize("fields, status, code", [
+    ({"acl": "everyone-please"}, 400, "InvalidArgument"),
+    ({"tagging": "<Tagging><TagSet><Tag>"}, 400, "MalformedXML"),
+    ({"tagging": "<Tagging><TagSet><Tag><Key>aws:x</Key><Value>v</Value></Tag></TagSet></Tagging>"}, 400,
+     "InvalidTag"),
+])
+def test_bad_acl_or_tagging_fields(server, owner, pbucket, fields, status, code):
+    r = submit(server, presign(owner, pbucket, "bad", fields))
+    assert_s3_error(r, status, code)
+    assert server.request("HEAD", pbucket, "bad").status_code == 404
+
+
+def test_anonymous_post_with_tags_to_a_public_write_bucket(server, owner):
+    bucket = unique_bucket("post-pub")
+    owner.create_bucket(Bucket=bucket, ACL="public-read-write")
+    r = requests.post(server.url(bucket), data={"key": "anon.txt", "acl": "public-read", "tagging": TAGGING_XML,
+                                                "Content-Type": "text/plain"},
+                      files={"file": ("a.txt", b"bar")}, verify=server.ca, timeout=60)
+    assert r.status_code == 204, describe(r)
+    assert owner.get_object(Bucket=bucket, Key="anon.txt")["Body"].read() == b"bar"
+    assert len(owner.get_object_tagging(Bucket=bucket, Key="anon.txt")["TagSet"]) == 2

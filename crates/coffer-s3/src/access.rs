@@ -303,8 +303,17 @@ impl S3Access for AccessPolicy {
                 vec![sse.as_str().to_owned()],
             );
         }
-        if let Some(acl) = &input.acl {
-            context.insert("s3:x-amz-acl".into(), vec![acl.as_str().to_owned()]);
+        let form_acl = req
+            .extensions
+            .get::<crate::post_form::PostFormFields>()
+            .and_then(|f| f.acl().map(str::to_owned));
+        if let Some(acl) = input
+            .acl
+            .as_ref()
+            .map(|a| a.as_str().to_owned())
+            .or(form_acl)
+        {
+            context.insert("s3:x-amz-acl".into(), vec![acl]);
         }
         if authorize(
             &self.coffer,

@@ -316,7 +316,20 @@ impl CofferS3 {
             input.server_side_encryption.as_ref(),
             input.ssekms_key_id.take(),
         )?;
-        let acl = crate::acl_ops::canned(input.acl.as_ref().map(ObjectCannedACL::as_str), true)?;
+        let form = req
+            .extensions
+            .get::<crate::post_form::PostFormFields>()
+            .cloned();
+        let form_acl = form.as_ref().and_then(|f| f.acl().map(str::to_owned));
+        let acl = crate::acl_ops::canned(
+            input
+                .acl
+                .as_ref()
+                .map(ObjectCannedACL::as_str)
+                .or(form_acl.as_deref()),
+            true,
+        )?;
+        let form_tags = form.as_ref().and_then(|f| f.tags()).transpose()?;
         let expected_len = declared_length(&req.headers, input.content_length)?;
         let checksum = expected_checksum(
             checksums_of!(input),
@@ -337,7 +350,13 @@ impl CofferS3 {
         let body = body_stream(input.body.take());
         let mut metadata = metadata;
         metadata.acl = acl;
-        metadata.tags = request_tags(input.tagging.as_deref()).map_err(|e| self.map_err(e))?;
+        metadata.tags = match form_tags {
+            Some(tags) => {
+                coffer_core::tagging::validate_tags(&tags).map_err(|e| self.map_err(e))?;
+                tags
+            }
+            None => request_tags(input.tagging.as_deref()).map_err(|e| self.map_err(e))?,
+        };
         let put = PutObject {
             bucket: input.bucket.clone(),
             key: input.key.clone(),

@@ -130,6 +130,35 @@ pub struct FormPrelude {
     file_name: Option<String>,
 }
 
+/// The fields of a browser POST form, as checked, put in the request's extensions for the
+/// PUT path: s3s reads only `x-amz-*` spellings, while S3 forms name the canned ACL `acl` and
+/// the tags `tagging` (an XML Tagging document).
+#[derive(Debug, Clone)]
+pub struct PostFormFields(pub Vec<(String, String)>);
+
+impl PostFormFields {
+    /// The form's canned ACL (`acl`).
+    pub fn acl(&self) -> Option<&str> {
+        field(&self.0, "acl")
+    }
+
+    /// The form's tags (`tagging`, an XML Tagging document); `None` without the field.
+    pub fn tags(&self) -> Option<Result<Vec<(String, String)>, s3s::S3Error>> {
+        let xml = field(&self.0, "tagging")?;
+        let mut d = s3s::xml::Deserializer::new(xml.as_bytes());
+        Some(
+            <s3s::dto::Tagging as s3s::xml::Deserialize>::deserialize(&mut d)
+                .map_err(|_| {
+                    s3s::s3_error!(
+                        MalformedXML,
+                        "The tagging field is not a valid Tagging document."
+                    )
+                })
+                .and_then(|t| crate::tagging_ops::tag_pairs(&t)),
+        )
+    }
+}
+
 /// The variable S3 replaces with the uploaded file's name in every form field.
 const FILENAME_VARIABLE: &str = "${filename}";
 

@@ -120,6 +120,11 @@ where
         }
     };
     let body = Replay { frames, inner };
+    if let Some(Ok(fields)) = &outcome {
+        parts
+            .extensions
+            .insert(post_form::PostFormFields(fields.clone()));
+    }
     let refusal = match outcome {
         Some(Ok(fields)) => post_form::missing_field(&fields)
             .or_else(|| {
