@@ -267,3 +267,23 @@ def test_anonymous_post_with_tags_to_a_public_write_bucket(server, owner):
     assert r.status_code == 204, describe(r)
     assert owner.get_object(Bucket=bucket, Key="anon.txt")["Body"].read() == b"bar"
     assert len(owner.get_object_tagging(Bucket=bucket, Key="anon.txt")["TagSet"]) == 2
+
+
+def test_policy_expiration_must_be_iso8601(server, owner, pbucket):
+    import datetime as dt
+    import hmac
+    import json
+
+    def post_with(expiration: str):
+        policy = base64.b64encode(json.dumps({"expiration": expiration, "conditions": [
+            {"bucket": pbucket}, ["starts-with", "$key", ""]]}).encode())
+        signature = base64.b64encode(hmac.new(server.secret_key.encode(), policy, hashlib.sha1).digest())
+        return requests.post(server.url(pbucket), data={"key": "dated", "AWSAccessKeyId": server.access_key,
+                                                        "policy": policy, "signature": signature},
+                             files={"file": ("f", b"x")}, verify=server.ca, timeout=60)
+
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    assert_s3_error(post_with(str(later)), 400, "InvalidPolicyDocument")
+    assert server.request("HEAD", pbucket, "dated").status_code == 404
+    r = post_with(later.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    assert r.status_code == 204, describe(r)

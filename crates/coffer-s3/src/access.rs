@@ -377,14 +377,6 @@ impl S3Access for AccessPolicy {
         if !secure && !self.settings.ssec_allow_plain_http && has_sse_c_headers(cx.headers()) {
             return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
         }
-        // s3s decodes aws-chunked bodies only for signed requests: an anonymous one would reach
-        // the handler still framed. Refuse it rather than store the frames as data.
-        if user.is_none() && is_aws_chunked(cx.headers()) {
-            return Err(s3s::s3_error!(
-                NotImplemented,
-                "Anonymous aws-chunked uploads are not supported: sign the request, or send the body unframed."
-            ));
-        }
         if user.as_ref().is_some_and(|u| u.is_root) {
             return Ok(());
         }
@@ -455,6 +447,14 @@ impl AccessPolicy {
             && expected.as_bytes() != info.owner.as_bytes()
         {
             return Err(denied());
+        }
+        // s3s decodes aws-chunked bodies only for signed requests: an anonymous one would reach
+        // the handler still framed. Refuse it rather than store the frames as data.
+        if user.is_none() && is_aws_chunked(headers) {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "Anonymous aws-chunked uploads are not supported: sign the request, or send the body unframed."
+            ));
         }
         let mut context = policy_context(headers, uri, conn, user);
         context.extend(extra);

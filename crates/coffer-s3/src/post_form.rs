@@ -325,6 +325,35 @@ pub fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .map(|(_, v)| v.as_str())
 }
 
+/// A policy whose `expiration` is not an ISO 8601 UTC date-time (`2026-12-31T12:00:00.000Z`):
+/// AWS refuses it as an invalid policy document (s3s would accept other date spellings).
+/// A policy that is not base64 JSON is left to s3s, which refuses it.
+pub fn invalid_expiration(fields: &[(String, String)]) -> Option<FormError> {
+    use base64::Engine as _;
+    let policy = field(fields, "policy")?;
+    let doc = base64::engine::general_purpose::STANDARD
+        .decode(policy.trim())
+        .ok()?;
+    let doc: serde_json::Value = serde_json::from_slice(&doc).ok()?;
+    let expiration = doc.get("expiration")?;
+    let valid = expiration.as_str().is_some_and(|e| {
+        e.len() >= 20
+            && e.as_bytes().get(10) == Some(&b'T')
+            && e.ends_with('Z')
+            && time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                .is_ok()
+    });
+    (!valid).then(|| FormError {
+        status: StatusCode::BAD_REQUEST,
+        code: "InvalidPolicyDocument",
+        message: format!(
+            "Invalid Policy: Invalid 'expiration' value: '{}'",
+            expiration.as_str().unwrap_or_default()
+        ),
+        argument_name: None,
+    })
+}
+
 /// AWS's answer to a form that lacks a field it needs: no `key`; a policy without all of its
 /// signature fields; signature fields without a policy.
 pub fn missing_field(fields: &[(String, String)]) -> Option<FormError> {
@@ -700,6 +729,38 @@ mod tests {
             .iter()
             .map(|(a, b)| ((*a).into(), (*b).into()))
             .collect()
+    }
+
+    #[test]
+    fn expiration_must_be_iso8601_utc() {
+        use base64::Engine as _;
+        let with = |expiration: serde_json::Value| {
+            let doc = serde_json::json!({"expiration": expiration, "conditions": []}).to_string();
+            fields(&[(
+                "policy",
+                &base64::engine::general_purpose::STANDARD.encode(doc),
+            )])
+        };
+        for good in ["2030-01-01T00:00:00Z", "2030-01-01T00:00:00.000Z"] {
+            assert_eq!(invalid_expiration(&with(good.into())), None, "{good}");
+        }
+        for bad in [
+            serde_json::json!("2030-01-01 00:00:00.123+00:00"),
+            serde_json::json!("2030-01-01T00:00:00+01:00"),
+            serde_json::json!("tomorrow"),
+            serde_json::json!(1893456000),
+        ] {
+            let e = invalid_expiration(&with(bad.clone())).expect("refused");
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "InvalidPolicyDocument"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            invalid_expiration(&fields(&[("policy", "not base64!")])),
+            None
+        );
     }
 
     #[test]

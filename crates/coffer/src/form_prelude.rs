@@ -132,6 +132,7 @@ where
                     .check_form(|name| post_form::field(&fields, name))
                     .map(FormError::from)
             })
+            .or_else(|| post_form::invalid_expiration(&fields))
             .or_else(|| post_form::uncovered_sse_fields(&fields)),
         Some(Err(e)) => Some(e),
         None => None,
