@@ -19,6 +19,7 @@ mod multipart;
 mod object_read;
 mod object_write;
 mod range;
+mod read_buffer;
 mod versioning;
 
 pub use bucket::BucketInfo;
@@ -54,6 +55,7 @@ pub struct Coffer {
     store: Arc<Store>,
     keys: Arc<ServerKeys>,
     sealer: Arc<accounts::SecretSealer>,
+    read_buffers: Arc<read_buffer::ReadBufferPool>,
 }
 
 impl Coffer {
@@ -63,6 +65,7 @@ impl Coffer {
             store: Arc::new(store),
             sealer: Arc::new(accounts::SecretSealer::new(&master_key)?),
             keys: Arc::new(ServerKeys::new(master_key)),
+            read_buffers: read_buffer::ReadBufferPool::new(),
         })
     }
 
