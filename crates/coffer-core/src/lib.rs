@@ -19,6 +19,7 @@ mod multipart;
 mod object_read;
 mod object_write;
 mod range;
+mod read_buffer;
 pub mod tagging;
 mod versioning;
 
@@ -55,6 +56,7 @@ pub struct Coffer {
     store: Arc<Store>,
     keys: Arc<ServerKeys>,
     sealer: Arc<accounts::SecretSealer>,
+    read_buffers: Arc<read_buffer::ReadBufferPool>,
 }
 
 impl Coffer {
@@ -64,6 +66,7 @@ impl Coffer {
             store: Arc::new(store),
             sealer: Arc::new(accounts::SecretSealer::new(&master_key)?),
             keys: Arc::new(ServerKeys::new(master_key)),
+            read_buffers: read_buffer::ReadBufferPool::new(),
         })
     }
 

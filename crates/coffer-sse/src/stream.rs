@@ -15,6 +15,8 @@
 //! decide "last chunk" from the data rather than from the recorded plaintext
 //! length, or reuse a (data key, salt, part number) for a second stream.
 
+use std::ops::Range;
+
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::{hkdf, rand};
 
@@ -413,9 +415,12 @@ pub fn full_span(plaintext_len: u64) -> CipherSpan {
 /// each chunk's tag before releasing any of its bytes, and trimming to the
 /// requested range.
 ///
-/// Memory: at most one sealed chunk, only for a chunk split across pushes.
-/// Whole chunks inside a push are copied once into `out` and decrypted there.
-/// After an error, every further call returns that error.
+/// Two ways in: [`StreamDecryptor::push`] takes ciphertext in arbitrary pieces
+/// and appends plaintext to a `Vec` (memory: at most one sealed chunk, only for
+/// a chunk split across pushes; whole chunks are copied once into `out` and
+/// decrypted there); [`StreamDecryptor::open_in_place`] decrypts whole chunks
+/// where they were read, without any copy. After an error, every further
+/// call returns that error.
 pub struct StreamDecryptor {
     key: StreamKey,
     layout: Layout,
@@ -539,39 +544,108 @@ impl StreamDecryptor {
     /// requested range. On failure `out` is truncated back, so no
     /// unauthenticated byte is ever visible to the caller.
     fn open_append(&mut self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), ChunkError> {
-        let index = self.next_index;
-        let last = index == self.final_chunk;
         let start = out.len();
         out.extend_from_slice(sealed);
-        let opened = out.get_mut(start..).map(|tail| {
-            self.key
-                .key
-                .open_in_place(chunk_nonce(index, last), Aad::empty(), tail)
-                .map(|plain| plain.len())
-        });
+        let opened = match out.get_mut(start..) {
+            Some(tail) => self.open_current(tail),
+            None => Err(ChunkError::Truncated),
+        };
         let plain_len = match opened {
-            Some(Ok(n)) => n,
-            _ => {
+            Ok(n) => n,
+            Err(e) => {
                 out.truncate(start);
-                return Err(ChunkError::Authentication { chunk: index });
+                return Err(e);
             }
         };
-
-        let skip = std::mem::take(&mut self.skip_front).min(plain_len);
-        // Bounded by plain_len (a usize), so the cast back is lossless.
-        let keep = ((plain_len - skip) as u64).min(self.remaining_out) as usize;
+        let (skip, keep) = self.consume_current(plain_len);
         if skip > 0 && keep > 0 {
             out.copy_within(start + skip..start + skip + keep, start);
         }
         out.truncate(start + keep);
-        self.remaining_out -= keep as u64;
+        Ok(())
+    }
 
-        if index >= self.last_index {
+    /// Verifies and decrypts, in place, the sealed chunks that fill `buf`
+    /// exactly (the span's next chunks, in order, each whole), and appends to
+    /// `plain` the ranges of `buf` that now hold requested plaintext: one per
+    /// chunk that contributes bytes, tags and trimmed bytes left out.
+    ///
+    /// This is the read path's form of [`Self::push`]: no copy, no buffer of
+    /// its own. Every chunk of `buf` is authenticated before this returns
+    /// `Ok`. On error `plain` is left as it was and nothing in `buf` may be
+    /// used (the chunks before the failing one did verify, but callers drop the
+    /// whole buffer); the decryptor then stays failed. A `buf` that ends inside
+    /// a chunk is [`ChunkError::Truncated`], one that runs past the span
+    /// [`ChunkError::TooLong`]. It must not follow a `push` that left a chunk
+    /// incomplete (that, too, is `Truncated`).
+    pub fn open_in_place(
+        &mut self,
+        buf: &mut [u8],
+        plain: &mut Vec<Range<usize>>,
+    ) -> Result<(), ChunkError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let mark = plain.len();
+        let result = self.open_in_place_inner(buf, plain);
+        if let Err(e) = result {
+            plain.truncate(mark);
+            self.failed = Some(e);
+            self.partial = Vec::new();
+        }
+        result
+    }
+
+    fn open_in_place_inner(
+        &mut self,
+        buf: &mut [u8],
+        plain: &mut Vec<Range<usize>>,
+    ) -> Result<(), ChunkError> {
+        if !self.partial.is_empty() {
+            return Err(ChunkError::Truncated);
+        }
+        let mut at = 0;
+        while at < buf.len() {
+            if self.done {
+                return Err(ChunkError::TooLong);
+            }
+            let end = at + self.current_sealed_len();
+            let sealed = buf.get_mut(at..end).ok_or(ChunkError::Truncated)?;
+            let plain_len = self.open_current(sealed)?;
+            let (skip, keep) = self.consume_current(plain_len);
+            if keep > 0 {
+                plain.push(at + skip..at + skip + keep);
+            }
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Verifies and decrypts the current chunk (`sealed` = its ciphertext ||
+    /// tag) in place; returns its plaintext length.
+    fn open_current(&self, sealed: &mut [u8]) -> Result<usize, ChunkError> {
+        let index = self.next_index;
+        let last = index == self.final_chunk;
+        self.key
+            .key
+            .open_in_place(chunk_nonce(index, last), Aad::empty(), sealed)
+            .map(|p| p.len())
+            .map_err(|_| ChunkError::Authentication { chunk: index })
+    }
+
+    /// Moves past the current chunk, whose `plain_len` bytes verified, and
+    /// says which of them the range wants: `(skip, keep)` from its start.
+    fn consume_current(&mut self, plain_len: usize) -> (usize, usize) {
+        let skip = std::mem::take(&mut self.skip_front).min(plain_len);
+        // Bounded by plain_len (a usize), so the cast back is lossless.
+        let keep = ((plain_len - skip) as u64).min(self.remaining_out) as usize;
+        self.remaining_out -= keep as u64;
+        if self.next_index >= self.last_index {
             self.done = true;
         } else {
             self.next_index += 1;
         }
-        Ok(())
+        (skip, keep)
     }
 }
 

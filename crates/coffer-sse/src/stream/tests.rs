@@ -732,6 +732,223 @@ fn debug_is_redacted() {
     assert!(format!("{dec:?}").starts_with("StreamDecryptor"));
 }
 
+/// Decrypts `cipher` (exactly the span's bytes) with `open_in_place`, fed in
+/// buffers of `chunks_per_buf` whole sealed chunks, as the read path does.
+fn open_in_place_with(
+    layout: Layout,
+    key: StreamKey,
+    plaintext_len: u64,
+    span: CipherSpan,
+    cipher: &[u8],
+    chunks_per_buf: usize,
+) -> Result<Vec<u8>, ChunkError> {
+    let mut dec = StreamDecryptor::with_layout(key, plaintext_len, span, layout);
+    let mut out = Vec::new();
+    let mut ranges = Vec::new();
+    let step = (layout.chunk + TAG_LEN) * chunks_per_buf.max(1);
+    for piece in cipher.chunks(step) {
+        let mut buf = piece.to_vec();
+        ranges.clear();
+        dec.open_in_place(&mut buf, &mut ranges)?;
+        let mut last_end = 0;
+        for r in &ranges {
+            assert!(r.start >= last_end && r.end <= buf.len() && r.start < r.end);
+            last_end = r.end;
+            out.extend_from_slice(&buf[r.clone()]);
+        }
+    }
+    dec.finish()?;
+    Ok(out)
+}
+
+/// `open_in_place` gives what `push` gives, for every range of objects of a
+/// few tiny chunks and any number of chunks per buffer.
+#[test]
+fn open_in_place_every_range_small_chunks() {
+    let f = Fixture::new();
+    for chunk in [1usize, 3, 16] {
+        let layout = Layout { chunk };
+        for len in 0..=(3 * chunk + 2) {
+            let plain = data(len, 91 + len as u64);
+            let cipher = encrypt_with(layout, f.key(), &plain, 5);
+            let full = layout.full_span(len as u64);
+            for per_buf in [1usize, 2, 4] {
+                assert_eq!(
+                    open_in_place_with(layout, f.key(), len as u64, full, &cipher, per_buf)
+                        .unwrap(),
+                    plain
+                );
+            }
+            for start in 0..len {
+                for end in start..len {
+                    let span = layout.span_for_range(len as u64, start as u64, end as u64);
+                    for per_buf in [1usize, 2, 5] {
+                        let got = open_in_place_with(
+                            layout,
+                            f.key(),
+                            len as u64,
+                            span,
+                            span_bytes(&cipher, &span),
+                            per_buf,
+                        )
+                        .unwrap();
+                        assert_eq!(
+                            got,
+                            &plain[start..=end],
+                            "chunk {chunk} len {len} {start}..={end} per_buf {per_buf}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Real chunk size, ranges at odd offsets across chunk boundaries.
+#[test]
+fn open_in_place_odd_ranges_real_chunks() {
+    let f = Fixture::new();
+    let len = 3 * CHUNK_SIZE + 12_345;
+    let plain = data(len, 17);
+    let cipher = encrypt(f.key(), &plain, 100_000);
+    let points = [
+        0usize,
+        1,
+        4095,
+        CHUNK_SIZE - 1,
+        CHUNK_SIZE,
+        CHUNK_SIZE + 7,
+        2 * CHUNK_SIZE - 3,
+        3 * CHUNK_SIZE + 1,
+        len - 1,
+    ];
+    for &start in &points {
+        for &end in points.iter().filter(|&&e| e >= start) {
+            let span = span_for_range(len as u64, start as u64, end as u64);
+            for per_buf in [1usize, 3, 16] {
+                let got = open_in_place_with(
+                    Layout::DEFAULT,
+                    f.key(),
+                    len as u64,
+                    span,
+                    span_bytes(&cipher, &span),
+                    per_buf,
+                )
+                .unwrap();
+                assert!(
+                    got == plain[start..=end],
+                    "{start}..={end} per_buf {per_buf}"
+                );
+            }
+        }
+    }
+}
+
+/// A tampered chunk in the middle of a buffer: nothing of the buffer is
+/// released, earlier buffers were, and the decryptor stays failed.
+#[test]
+fn open_in_place_refuses_a_tampered_chunk_mid_stream() {
+    let f = Fixture::new();
+    let len = 5 * CHUNK_SIZE + 3;
+    let plain = data(len, 23);
+    let mut cipher = encrypt(f.key(), &plain, len);
+    cipher[3 * SEALED_CHUNK_SIZE + 1000] ^= 0x40; // chunk 3
+
+    let mut dec = StreamDecryptor::new(f.key(), len as u64, full_span(len as u64));
+    let mut ranges = vec![7..9, 0..1]; // existing entries must be kept
+    let mut first = cipher[..2 * SEALED_CHUNK_SIZE].to_vec();
+    dec.open_in_place(&mut first, &mut ranges).unwrap();
+    assert_eq!(
+        ranges,
+        vec![
+            7..9,
+            0..1,
+            0..CHUNK_SIZE,
+            SEALED_CHUNK_SIZE..SEALED_CHUNK_SIZE + CHUNK_SIZE
+        ]
+    );
+    assert!(first[..CHUNK_SIZE] == plain[..CHUNK_SIZE]);
+
+    // Chunks 2, 3 (tampered) and 4 in one buffer: chunk 2 verifies, yet no
+    // range of this buffer comes out.
+    let mut second = cipher[2 * SEALED_CHUNK_SIZE..].to_vec();
+    let err = dec.open_in_place(&mut second, &mut ranges).unwrap_err();
+    assert_eq!(err, ChunkError::Authentication { chunk: 3 });
+    assert_eq!(ranges.len(), 4);
+    // Poisoned from now on, whatever comes next.
+    let mut again = cipher[2 * SEALED_CHUNK_SIZE..3 * SEALED_CHUNK_SIZE].to_vec();
+    assert_eq!(dec.open_in_place(&mut again, &mut ranges), Err(err));
+    assert_eq!(dec.finish(), Err(err));
+}
+
+#[test]
+fn open_in_place_detects_truncation_and_extension() {
+    let f = Fixture::new();
+    let len = 2 * CHUNK_SIZE + 10;
+    let plain = data(len, 29);
+    let cipher = encrypt(f.key(), &plain, len);
+    let span = full_span(len as u64);
+    let open = |bufs: &[&[u8]]| {
+        let mut dec = StreamDecryptor::new(f.key(), len as u64, span);
+        let mut ranges = Vec::new();
+        for b in bufs {
+            dec.open_in_place(&mut b.to_vec(), &mut ranges)?;
+        }
+        dec.finish()
+    };
+    let whole = &cipher[..];
+    assert_eq!(open(&[whole]), Ok(()));
+    // A missing last chunk: every buffer verifies, finish() refuses.
+    assert_eq!(
+        open(&[&cipher[..2 * SEALED_CHUNK_SIZE]]),
+        Err(ChunkError::Truncated)
+    );
+    // A buffer ending inside a chunk.
+    for cut in [1usize, TAG_LEN, 26] {
+        assert_eq!(
+            open(&[&cipher[..cipher.len() - cut]]),
+            Err(ChunkError::Truncated)
+        );
+        assert_eq!(
+            open(&[
+                &cipher[..SEALED_CHUNK_SIZE],
+                &cipher[SEALED_CHUNK_SIZE..SEALED_CHUNK_SIZE + 5]
+            ]),
+            Err(ChunkError::Truncated)
+        );
+    }
+    // Bytes past the span.
+    let mut longer = cipher.clone();
+    longer.push(0);
+    assert_eq!(open(&[&longer]), Err(ChunkError::TooLong));
+    assert_eq!(open(&[whole, &[0u8; 17][..]]), Err(ChunkError::TooLong));
+    // A dropped tail with a lying length: the "not last" nonce gives it away.
+    let fake_len = 2 * CS;
+    let mut dec = StreamDecryptor::new(f.key(), fake_len, full_span(fake_len));
+    let mut cut = cipher[..2 * SEALED_CHUNK_SIZE].to_vec();
+    assert_eq!(
+        dec.open_in_place(&mut cut, &mut Vec::new()),
+        Err(ChunkError::Authentication { chunk: 1 })
+    );
+}
+
+#[test]
+fn open_in_place_after_a_partial_push_is_refused() {
+    let f = Fixture::new();
+    let len = 2 * CHUNK_SIZE;
+    let plain = data(len, 31);
+    let cipher = encrypt(f.key(), &plain, len);
+    let mut dec = StreamDecryptor::new(f.key(), len as u64, full_span(len as u64));
+    let mut out = Vec::new();
+    dec.push(&cipher[..100], &mut out).unwrap();
+    let mut rest = cipher[100..].to_vec();
+    assert_eq!(
+        dec.open_in_place(&mut rest, &mut Vec::new()),
+        Err(ChunkError::Truncated)
+    );
+    assert!(out.is_empty());
+}
+
 fn len_and_range(max_len: usize) -> impl Strategy<Value = (usize, usize, usize)> {
     (1..=max_len).prop_flat_map(|len| {
         (0..len).prop_flat_map(move |start| (Just(len), Just(start), start..len))
