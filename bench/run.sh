@@ -17,7 +17,8 @@
 #                          c16), each cell with the server's peak RSS. Writes docs/benchmarks-scale.md: p50/p99
 #                          per op side by side, the ratio (issue 6: within 1.5x), populate time, memory.
 #                          About 3 minutes per count plus the populate (about 40 s for 1M) on 2 cores.
-#   bench/run.sh --scale --smoke   the same with BENCH_SCALE_COUNTS="1000 5000", 1 s cells, debug build, no doc.
+#   bench/run.sh --scale --smoke   the same with 1000 and 5000 objects, concurrency 2, 1 s cells, debug build, no
+#                          doc (tests/e2e/test_bench_smoke.py runs it with 0.3 s cells).
 #
 # Every cell records the server's peak RSS (VmHWM, reset through /proc/<pid>/clear_refs before the cell) against
 # issue 6's bound of 64 MiB + 8 MiB per concurrent request.
@@ -35,6 +36,7 @@
 #   LIMIT_ARGS                           default: all --reps 1 --bytes 536870912 --streams 1,4 --cases tls-default+ssec
 #   BENCH_CHART=0|1                      draw the PNG chart (default 1; needs matplotlib: tried in target/bench-venv)
 #   BENCH_SCALE_COUNTS="1000 1000000"    --scale: object counts (each at least 1000; smoke: "1000 5000")
+#   BENCH_SCALE_CONC="1 16"              --scale: concurrencies of every cell (smoke: "2")
 #   BENCH_SCALE_DOC=FILE                 --scale: the report (default docs/benchmarks-scale.md; "" for none; smoke: none)
 #   COFFER_HTTP=0|1                      also run Coffer over plain HTTP with its test-only --ssec-allow-plain-http
 #                                        (default: 1 when a peer speaks plain HTTP, as Garage does)
@@ -95,9 +97,11 @@ fi
 if [ "$SCALE" = 1 ]; then
     if [ "$SMOKE" = 1 ]; then
         SCALE_COUNTS=${BENCH_SCALE_COUNTS:-1000 5000}
+        SCALE_CONCS=${BENCH_SCALE_CONC:-2}
         DOC=${BENCH_SCALE_DOC:-}
     else
         SCALE_COUNTS=${BENCH_SCALE_COUNTS:-1000 1000000}
+        SCALE_CONCS=${BENCH_SCALE_CONC:-1 16}
         DOC=${BENCH_SCALE_DOC-docs/benchmarks-scale.md}
     fi
     for n in $SCALE_COUNTS; do
@@ -421,7 +425,7 @@ if [ "$SCALE" = 1 ]; then
         middle_keys=$((count - after_index - 1))
         ((middle_keys > 1000)) && middle_keys=1000
         list_prefix=$(printf 'obj/%05d' $((mid / 1000)))
-        for conc in 1 16; do
+        for conc in $SCALE_CONCS; do
             CELL_KIND=list-start
             run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "" --list-min-keys 1000 "${timed[@]}"
             CELL_KIND=list-middle
@@ -432,12 +436,16 @@ if [ "$SCALE" = 1 ]; then
         done
         CELL_KIND=
         for enc in plain ssec; do
-            for conc in 1 16; do
+            for conc in $SCALE_CONCS; do
                 run_cell 0 4KiB put "$enc" "$conc" "${timed[@]}"
             done
-            # The c16 cell uploads the objects it reads (prepare phase, not timed); c1 reads them again.
-            run_cell 0 4KiB get "$enc" 16 "${timed[@]}"
-            run_cell 0 4KiB get "$enc" 1 --no-prepare "${timed[@]}"
+            # The first (highest concurrency) GET cell uploads the objects it reads (prepare phase, not timed); the
+            # others read them again.
+            extra=()
+            for conc in $(echo "$SCALE_CONCS" | tr ' ' '\n' | sort -rn); do
+                run_cell 0 4KiB get "$enc" "$conc" "${extra[@]+"${extra[@]}"}" "${timed[@]}"
+                extra=(--no-prepare)
+            done
         done
         CELL_TAG=
         CELL_COUNT=
@@ -572,7 +580,8 @@ w("- LIST cells (run first, while the bucket holds exactly the populated objects
   "**middle** = `start-after` 500 keys before the middle key; **prefix** = a prefix matching the 1000 keys "
   "around the middle")
 w("- PUT cells: 4 KiB objects, new keys under `s4KiB-plain/` or `s4KiB-ssec/` (1000 keys, cycled); GET cells "
-  "read 4 KiB objects written in the same run (uploaded by the c16 cell's untimed prepare phase)")
+  "read 4 KiB objects written in the same run (uploaded by the untimed prepare phase of the first GET cell, the "
+  "one of highest concurrency)")
 w("- peak RSS: the server's VmHWM from /proc, reset (`echo 5 > /proc/<pid>/clear_refs`) before each cell and "
   "read after it, so it covers that cell only (prepare phase included)")
 w("")
@@ -594,10 +603,10 @@ w("`populate s` is the wall time of `coffer dev populate` (opening the store, th
   "to find orphaned blobs).")
 w("")
 
-ROWS = [("list-start", "plain", 1), ("list-start", "plain", 16), ("list-middle", "plain", 1),
-        ("list-middle", "plain", 16), ("list-prefix", "plain", 1), ("list-prefix", "plain", 16),
-        ("put", "plain", 1), ("put", "plain", 16), ("put", "ssec", 1), ("put", "ssec", 16),
-        ("get", "plain", 1), ("get", "plain", 16), ("get", "ssec", 1), ("get", "ssec", 16)]
+CONCS = sorted({c["conc"] for c in cells})
+ROWS = [(kind, enc, conc) for kind, enc in (("list-start", "plain"), ("list-middle", "plain"), ("list-prefix", "plain"),
+                                            ("put", "plain"), ("put", "ssec"), ("get", "plain"), ("get", "ssec"))
+        for conc in CONCS]
 NAMES = {"list-start": "LIST from the start", "list-middle": "LIST from the middle (start-after)",
          "list-prefix": "LIST under a prefix", "put": "PUT 4 KiB", "get": "GET 4 KiB"}
 
