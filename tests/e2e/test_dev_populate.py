@@ -1,7 +1,7 @@
 """`coffer dev populate` (crates/coffer/src/dev_cli.rs, issue 6 "scale with data"): zero-byte objects written straight
 into the metadata store of a stopped server must behave, once the server runs on that data dir, exactly like zero-byte
-objects PUT through the API: GET, HEAD, ?partNumber=1, ListObjectsV2 (paging, start-after, prefix), CopyObject,
-overwrite and DELETE. The tool must refuse a data dir a running server holds.
+objects PUT through the API: GET, HEAD, ?partNumber=1, ListObjectsV2 (paging, start-after, prefix, folders rolled
+up by a delimiter), CopyObject, overwrite and DELETE. The tool must refuse a data dir a running server holds.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def populated(tmp_path_factory):
     srv = CofferServer(tmp_path_factory.mktemp("populated"))
     res = populate(srv.data_dir, "--bucket", "pop", "--count", COUNT, "--prefix", "pop/", "--batch", 1000)
     assert f"populated {COUNT} zero-byte objects pop/00000000..pop/00002499 in bucket pop (created)" in res.stdout
+    res = populate(srv.data_dir, "--bucket", "dirs", "--count", COUNT, "--prefix", "d/", "--per-folder", 7)
+    assert "d/00000000/00000000..d/00000357/00002499 in bucket dirs (created)" in res.stdout
     srv.start()
     yield srv
     srv.stop()
@@ -81,6 +83,31 @@ def test_list_pages_start_after_and_prefix(populated):
     page = s3.list_objects_v2(Bucket="pop", Prefix="pop/00001")
     assert page["KeyCount"] == 1000 and not page["IsTruncated"]
     assert page["Contents"][0]["Key"] == "pop/00001000" and page["Contents"][-1]["Key"] == "pop/00001999"
+
+
+def test_list_folders_with_a_delimiter(populated):
+    """Common prefixes of many keys each, paged: one entry per folder, every folder once, in order."""
+    s3 = populated.client()
+    folders, kwargs = [], {"Bucket": "dirs", "Prefix": "d/", "Delimiter": "/", "MaxKeys": 100}
+    while True:
+        page = s3.list_objects_v2(**kwargs)
+        assert "Contents" not in page
+        folders += [p["Prefix"] for p in page["CommonPrefixes"]]
+        assert page["KeyCount"] == len(page["CommonPrefixes"])
+        if not page["IsTruncated"]:
+            break
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    assert folders == [f"d/{f:08d}/" for f in range(358)]
+    inside = s3.list_objects_v2(Bucket="dirs", Prefix="d/00000100/", Delimiter="/")
+    assert [o["Key"] for o in inside["Contents"]] == [f"d/00000100/{i:08d}" for i in range(700, 707)]
+    # start-after inside a folder: the rest of that folder still rolls up into its common prefix (as on AWS).
+    page = s3.list_objects_v2(Bucket="dirs", Prefix="d/", Delimiter="/", StartAfter="d/00000005/00000037",
+                              MaxKeys=3)
+    assert "Contents" not in page and page["IsTruncated"]
+    assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["d/00000005/", "d/00000006/", "d/00000007/"]
+    # V1 with a marker that is itself a common prefix skips that folder.
+    v1 = s3.list_objects(Bucket="dirs", Prefix="d/", Delimiter="/", Marker="d/00000356/")
+    assert [p["Prefix"] for p in v1["CommonPrefixes"]] == ["d/00000357/"] and not v1["IsTruncated"]
 
 
 def test_copy_overwrite_and_delete(populated):

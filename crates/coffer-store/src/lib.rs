@@ -17,7 +17,7 @@ mod versions;
 pub use accounts::{AccessKeyRecord, AddAccessKeyOutcome, DeleteUserOutcome, UserRecord};
 pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
-pub use meta::{DeleteBucketOutcome, MetaStore, ObjectEntry};
+pub use meta::{DeleteBucketOutcome, META_CACHE_BYTES, MetaStore, ObjectEntry, RawObject, Visit};
 pub use records::{
     BucketRecord, CorsRule, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
 };

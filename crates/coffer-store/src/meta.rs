@@ -8,7 +8,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{BlobRef, SegmentRefs, decode, decode_borrowed, encode};
+use crate::records::{BlobRef, DeleteMarkerFlag, SegmentRefs, decode, decode_borrowed, encode};
 use crate::{BucketRecord, ObjectRecord, StoreError};
 
 /// Memory redb may use to cache pages of the metadata file (its default is 1 GiB, which a
@@ -36,6 +36,31 @@ pub struct MetaStore {
 pub struct ObjectEntry {
     pub key: String,
     pub record: ObjectRecord,
+}
+
+/// What a [`MetaStore::visit_objects`] visitor wants next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// The next key.
+    Next,
+    /// Jump to these raw key bytes (inclusive or not), e.g. past a whole common prefix.
+    Seek { from: Vec<u8>, inclusive: bool },
+    /// Done.
+    Stop,
+}
+
+/// One object record met by [`MetaStore::visit_objects`], decoded only when asked.
+pub struct RawObject<'a>(&'a [u8]);
+
+impl RawObject<'_> {
+    pub fn decode(&self) -> Result<ObjectRecord, StoreError> {
+        decode(self.0)
+    }
+
+    /// Reads only the delete-marker flag.
+    pub fn is_delete_marker(&self) -> Result<bool, StoreError> {
+        Ok(decode_borrowed::<DeleteMarkerFlag>(self.0)?.delete_marker)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -291,6 +316,57 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// Walks the objects of `bucket` whose keys start with `prefix`, in key order, from the raw
+    /// key bytes `from` (inclusive or not), in one read transaction: `visit` sees each key with
+    /// its undecoded record and says whether to go on, jump ahead or stop. A jump is one B-tree
+    /// seek, so a listing can skip a common prefix of any size without reading its keys.
+    pub fn visit_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: &[u8],
+        inclusive: bool,
+        mut visit: impl FnMut(&str, RawObject<'_>) -> Result<Visit, StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OBJECTS)?;
+        let bucket_prefix = object_key(bucket, "");
+        let full_prefix = object_key(bucket, prefix);
+        let (mut from, mut inclusive) = (from.to_vec(), inclusive);
+        'seek: loop {
+            let mut start = bucket_prefix.clone();
+            start.extend_from_slice(&from);
+            let lower = if start < full_prefix {
+                Bound::Included(full_prefix.as_slice())
+            } else if inclusive {
+                Bound::Included(start.as_slice())
+            } else {
+                Bound::Excluded(start.as_slice())
+            };
+            for item in table.range((lower, Bound::<&[u8]>::Unbounded))? {
+                let (k, v) = item?;
+                let k = k.value();
+                if !k.starts_with(&full_prefix) {
+                    return Ok(());
+                }
+                let key = std::str::from_utf8(&k[bucket_prefix.len()..])
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                match visit(key, RawObject(v.value()))? {
+                    Visit::Next => {}
+                    Visit::Stop => return Ok(()),
+                    Visit::Seek {
+                        from: f,
+                        inclusive: i,
+                    } => {
+                        (from, inclusive) = (f, i);
+                        continue 'seek;
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+
     /// How many records may reference blobs (objects, versions, parts): an estimate of the
     /// references [`for_each_referenced_blob`](Self::for_each_referenced_blob) reports
     /// (multipart objects reference one blob per part).
@@ -412,6 +488,78 @@ mod tests {
             meta.scan_versions("b", "k/0", "", None, 10).unwrap().len(),
             2
         );
+    }
+
+    #[test]
+    fn visits_seek_and_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+        let rec = BucketRecord {
+            owner: "o".into(),
+            created_ms: 1,
+            region: "r".into(),
+            versioning: None,
+            policy: None,
+            acl: None,
+            cors: None,
+        };
+        meta.create_bucket("b", &rec).unwrap();
+        meta.create_bucket("b2", &rec).unwrap();
+        let mut marker = object("m");
+        marker.delete_marker = true;
+        meta.put_objects(
+            "b",
+            ["a/1", "a/2", "a/3", "b", "c/1", "c/2", "d"]
+                .into_iter()
+                .map(|k| (k.to_owned(), object(k)))
+                .chain([("c/3".to_owned(), marker)]),
+        )
+        .unwrap();
+        meta.put_object("b2", "a/0", object("other"), None).unwrap();
+        // Jump past every group ending in '/', stop at "d".
+        let mut seen = Vec::new();
+        meta.visit_objects("b", "", b"", true, |key, raw| {
+            seen.push((key.to_owned(), raw.is_delete_marker()?));
+            if key == "d" {
+                return Ok(Visit::Stop);
+            }
+            Ok(match key.find('/') {
+                Some(i) => {
+                    let mut past = key.as_bytes()[..=i].to_vec();
+                    past.push(0xFF);
+                    Visit::Seek {
+                        from: past,
+                        inclusive: true,
+                    }
+                }
+                None => Visit::Next,
+            })
+        })
+        .unwrap();
+        let keys: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a/1", "b", "c/1", "d"]);
+        // Under a prefix, after a key, with lazily decoded records.
+        let mut seen = Vec::new();
+        meta.visit_objects("b", "c/", b"c/1", false, |key, raw| {
+            seen.push((key.to_owned(), raw.is_delete_marker()?, raw.decode()?.etag));
+            Ok(Visit::Next)
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("c/2".to_owned(), false, "e".to_owned()),
+                ("c/3".to_owned(), true, "e".to_owned())
+            ]
+        );
+        // A start before the prefix is clamped to it; nothing leaks from bucket "b2".
+        let mut n = 0;
+        meta.visit_objects("b", "a/", b"", true, |_, _| {
+            n += 1;
+            Ok(Visit::Next)
+        })
+        .unwrap();
+        assert_eq!(n, 3);
     }
 
     #[test]

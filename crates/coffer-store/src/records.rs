@@ -50,6 +50,13 @@ pub(crate) struct SegmentRefs<'a> {
     pub(crate) segments: Vec<BlobRef<'a>>,
 }
 
+/// Whether an object record is a delete marker, and nothing else of it.
+#[derive(Deserialize)]
+pub(crate) struct DeleteMarkerFlag {
+    #[serde(default)]
+    pub(crate) delete_marker: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BucketRecord {
     /// The user name of the owner.

@@ -56,6 +56,10 @@ struct PopulateArgs {
     /// Digits of the index in the key (more when the last index needs them).
     #[arg(long, default_value_t = 8)]
     width: usize,
+    /// Put the objects in "folders" of this many: keys PREFIX<index / N>/<index>, both zero-padded
+    /// (0: no folders).
+    #[arg(long, default_value_t = 0)]
+    per_folder: u64,
     /// Objects per transaction (one fsync each).
     #[arg(long, default_value_t = 50_000)]
     batch: usize,
@@ -149,7 +153,11 @@ fn populate(a: &PopulateArgs) -> Result<(), String> {
         .checked_add(a.count.saturating_sub(1))
         .ok_or("--start + --count is too large")?;
     let width = a.width.max(last.to_string().len());
-    if a.prefix.len() + width > MAX_KEY_LEN {
+    let key = |i: u64| match a.per_folder {
+        0 => format!("{}{i:0width$}", a.prefix),
+        n => format!("{}{:0width$}/{i:0width$}", a.prefix, i / n),
+    };
+    if key(last).len() > MAX_KEY_LEN {
         return Err(format!("keys would be longer than {MAX_KEY_LEN} bytes"));
     }
     let started = Instant::now();
@@ -188,12 +196,7 @@ fn populate(a: &PopulateArgs) -> Result<(), String> {
         let n = (a.count - written).min(a.batch as u64);
         let ms = now_ms();
         let batch = (next..next + n)
-            .map(|i| {
-                Ok((
-                    format!("{}{i:0width$}", a.prefix),
-                    empty_object(&a.content_type, ms)?,
-                ))
-            })
+            .map(|i| Ok((key(i), empty_object(&a.content_type, ms)?)))
             .collect::<Result<Vec<_>, String>>()?;
         replaced.extend(
             meta.put_objects(&a.bucket, batch)
@@ -217,10 +220,9 @@ fn populate(a: &PopulateArgs) -> Result<(), String> {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "populated {written} zero-byte objects {}{:0width$}..{}{last:0width$} in bucket {}{} ({} replaced) in {secs:.1} s",
-        a.prefix,
-        a.start,
-        a.prefix,
+        "populated {written} zero-byte objects {}..{} in bucket {}{} ({} replaced) in {secs:.1} s",
+        key(a.start),
+        key(last),
         a.bucket,
         if created { " (created)" } else { "" },
         replaced.len(),
@@ -250,6 +252,7 @@ mod tests {
             prefix: "p/".into(),
             start,
             width: 3,
+            per_folder: 0,
             batch: 7,
             owner: "root".into(),
             region: "us-east-1".into(),
@@ -276,5 +279,26 @@ mod tests {
         // The store is held (as by a running server): populate must refuse it.
         let err = populate(&args(1, 0)).unwrap_err();
         assert!(err.contains("cannot open the store"), "{err}");
+        drop(store);
+        populate(&PopulateArgs {
+            prefix: "f/".into(),
+            per_folder: 4,
+            ..args(10, 0)
+        })
+        .unwrap();
+        let store = Store::open_and_recover(dir.path()).unwrap();
+        let keys: Vec<String> = store
+            .meta()
+            .scan_objects("pop", "f/", b"", true, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys.len(), 10);
+        assert_eq!(
+            (keys[0].as_str(), keys[4].as_str()),
+            ("f/000/000", "f/001/004")
+        );
+        assert_eq!(keys[9], "f/002/009");
     }
 }
