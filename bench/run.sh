@@ -13,8 +13,8 @@
 #                          filled with that many zero-byte objects by `coffer dev populate` (straight into the
 #                          metadata store: through the API, 1M fsynced PUTs take half an hour), then Coffer started
 #                          on it and measured over HTTPS: ListObjectsV2 pages of 1000 keys (from the start, from the
-#                          middle with start-after, under a prefix), 4 KiB PUT and GET (plain and SSE-C, c1 and
-#                          c16), each cell with the server's peak RSS. Writes docs/benchmarks-scale.md: p50/p99
+#                          middle with start-after, under a prefix, 1000 "folders" with a delimiter), 4 KiB PUT and
+#                          GET (plain and SSE-C, c1 and c16), each cell with the server's peak RSS. Writes docs/benchmarks-scale.md: p50/p99
 #                          per op side by side, the ratio (issue 6: within 1.5x), populate time, memory.
 #                          About 3 minutes per count plus the populate (about 40 s for 1M) on 2 cores.
 #   bench/run.sh --scale --smoke   the same with 1000 and 5000 objects, concurrency 2, 1 s cells, debug build, no
@@ -439,22 +439,39 @@ if [ "$SCALE" = 1 ]; then
             for conc in $SCALE_CONCS; do
                 run_cell 0 4KiB put "$enc" "$conc" "${timed[@]}"
             done
-            # The first (highest concurrency) GET cell uploads the objects it reads (prepare phase, not timed); the
-            # others read them again.
+            # The first GET cell uploads the objects it reads (prepare phase, not timed); the others read them again.
+            # Cells run from the lowest concurrency up, so memory the allocator keeps after a busy cell does not
+            # count against a quieter cell's bound.
             extra=()
-            for conc in $(echo "$SCALE_CONCS" | tr ' ' '\n' | sort -rn); do
+            for conc in $(echo "$SCALE_CONCS" | tr ' ' '\n' | sort -n); do
                 run_cell 0 4KiB get "$enc" "$conc" "${extra[@]+"${extra[@]}"}" "${timed[@]}"
                 extra=(--no-prepare)
             done
         done
-        CELL_TAG=
-        CELL_COUNT=
         stop_coffer
         meta_after=$(stat -c %s "$dir/meta.redb")
+        # Folders: a second bucket of $count objects in 1000 "folders", listed with delimiter "/": a page of 1000
+        # common prefixes, whatever the number of keys under each.
+        log "populating $count objects in 1000 folders into bucket folders"
+        "$COFFER" dev populate --data-dir "$dir" --bucket folders --count "$count" --prefix d/ --width 8 \
+            --per-folder $((count / 1000)) >>"$OUT/populate-$count.txt" 2>&1 \
+            || die "coffer dev populate: $(tail -3 "$OUT/populate-$count.txt")"
+        start_coffer "$dir" "$OUT/coffer-$count-folders.log"
+        T_ENDPOINT[0]=$COFFER_HTTPS T_CA[0]=$COFFER_CA T_PID[0]=$COFFER_PID
+        CELL_BUCKET=folders
+        CELL_KIND=list-folders
+        for conc in $SCALE_CONCS; do
+            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix d/ --list-delimiter / --list-min-keys 1000 \
+                "${timed[@]}"
+        done
+        CELL_KIND=
+        stop_coffer
+        CELL_TAG=
+        CELL_COUNT=
         load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$populate_s" "$meta_bytes" "$meta_after" \
             "$COFFER_READY_S" "${COFFER_START_PEAK_KIB:-}" "${idle_kib:-}" "$load_before" "$load_after" "$start_after" \
-            "$list_prefix" "$(tr '\t\n' '  ' <"$OUT/populate-$count.txt")" >>"$OUT/scale.tsv"
+            "$list_prefix" "$(head -1 "$OUT/populate-$count.txt" | tr '\t' ' ')" >>"$OUT/scale.tsv"
         rm -rf "$dir"
     done
 fi
@@ -578,7 +595,9 @@ w("- for each count: a fresh data dir, filled by `coffer dev populate` with that
 w("- LIST cells (run first, while the bucket holds exactly the populated objects): ListObjectsV2, max-keys 1000, "
   "each page checked to hold 1000 keys (`--list-min-keys`): **start** = no prefix, from the first key; "
   "**middle** = `start-after` 500 keys before the middle key; **prefix** = a prefix matching the 1000 keys "
-  "around the middle")
+  "around the middle; **folders** = a second bucket `folders` of as many objects in 1000 \"folders\" "
+  "(`d/00000000/...`, filled after the other cells, with a server restart), listed with prefix `d/` and delimiter "
+  "`/`: a page of 1000 common prefixes of count / 1000 keys each")
 w("- PUT cells: 4 KiB objects, new keys under `s4KiB-plain/` or `s4KiB-ssec/` (1000 keys, cycled); GET cells "
   "read 4 KiB objects written in the same run (uploaded by the untimed prepare phase of the first GET cell, the "
   "one of highest concurrency)")
@@ -605,10 +624,12 @@ w("")
 
 CONCS = sorted({c["conc"] for c in cells})
 ROWS = [(kind, enc, conc) for kind, enc in (("list-start", "plain"), ("list-middle", "plain"), ("list-prefix", "plain"),
-                                            ("put", "plain"), ("put", "ssec"), ("get", "plain"), ("get", "ssec"))
+                                            ("list-folders", "plain"), ("put", "plain"), ("put", "ssec"),
+                                            ("get", "plain"), ("get", "ssec"))
         for conc in CONCS]
 NAMES = {"list-start": "LIST from the start", "list-middle": "LIST from the middle (start-after)",
-         "list-prefix": "LIST under a prefix", "put": "PUT 4 KiB", "get": "GET 4 KiB"}
+         "list-prefix": "LIST under a prefix", "list-folders": "LIST folders (delimiter)", "put": "PUT 4 KiB",
+         "get": "GET 4 KiB"}
 
 w("## Latency")
 w("")

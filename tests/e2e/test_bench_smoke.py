@@ -207,7 +207,7 @@ def test_run_sh_scale_smoke(tmp_path):
     assert res.returncode == 0, f"stdout: {res.stdout[-2000:]}\nstderr: {res.stderr[-5000:]}"
     assert "0 problems" in res.stderr
     cells = [line.split("\t") for line in (out / "cells.tsv").read_text().splitlines()]
-    kinds = ["list-start", "list-middle", "list-prefix", "put", "get"]
+    kinds = ["list-start", "list-middle", "list-prefix", "list-folders", "put", "get"]
     for count in ("1000", "5000"):
         ran = {(c[8], c[3]) for c in cells if c[9] == count}
         assert {(k, "plain") for k in kinds} | {("put", "ssec"), ("get", "ssec")} <= ran, (count, ran)
@@ -222,6 +222,7 @@ def test_run_sh_scale_smoke(tmp_path):
             want = 999 if (c[8], c[9]) == ("list-middle", "1000") else 1000
             assert report["list"]["min_keys"] == want and report["list"]["max_keys"] == 1000, report["list"]
             assert report["prepare"] is None
+            assert report["list"]["delimiter"] == ("/" if c[8] == "list-folders" else None)
     runs = {line.split("\t")[0]: line.split("\t") for line in (out / "scale.tsv").read_text().splitlines()}
     assert set(runs) == {"1000", "5000"}
     assert "populated 5000 zero-byte objects obj/00000000..obj/00004999" in runs["5000"][11]

@@ -331,7 +331,12 @@ pub struct Args {
     #[arg(long)]
     pub list_start_after: Option<String>,
 
-    /// A list page with fewer keys than this counts as a failed op (bad-response): proves each page was full.
+    /// delimiter of each list: keys roll up into common prefixes ("folders").
+    #[arg(long)]
+    pub list_delimiter: Option<String>,
+
+    /// A list page with fewer entries (KeyCount: keys and common prefixes) than this counts as a failed op
+    /// (bad-response): proves each page was full.
     #[arg(long, default_value_t = 0)]
     pub list_min_keys: u32,
 
@@ -398,6 +403,7 @@ pub struct Config {
     pub list_max_keys: u32,
     pub list_prefix: String,
     pub list_start_after: Option<String>,
+    pub list_delimiter: Option<String>,
     pub list_min_keys: u32,
     pub payload: PayloadMode,
     pub prepare: bool,
@@ -518,6 +524,7 @@ impl Config {
             list_max_keys,
             list_prefix: a.list_prefix.unwrap_or(list_default_prefix),
             list_start_after: a.list_start_after.filter(|k| !k.is_empty()),
+            list_delimiter: a.list_delimiter.filter(|d| !d.is_empty()),
             list_min_keys: a.list_min_keys,
             payload: a.payload,
             prepare,

@@ -55,6 +55,7 @@ pub struct PrepareReport {
 pub struct ListReport {
     pub prefix: String,
     pub start_after: Option<String>,
+    pub delimiter: Option<String>,
     pub max_keys: u32,
     pub min_keys: u32,
 }
@@ -175,6 +176,7 @@ pub fn build(cfg: &Config, outcome: &Outcome) -> Report {
         list: cfg.mix.contains(OpKind::List).then(|| ListReport {
             prefix: cfg.list_prefix.clone(),
             start_after: cfg.list_start_after.clone(),
+            delimiter: cfg.list_delimiter.clone(),
             max_keys: cfg.list_max_keys,
             min_keys: cfg.list_min_keys,
         }),

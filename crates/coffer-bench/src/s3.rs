@@ -197,6 +197,7 @@ pub struct S3 {
     list_max_keys: u32,
     list_prefix: String,
     list_start_after: Option<String>,
+    list_delimiter: Option<String>,
     list_min_keys: u32,
     payload_mode: PayloadMode,
     ssec: Option<SsecHeaders>,
@@ -257,6 +258,7 @@ impl S3 {
             list_max_keys: cfg.list_max_keys,
             list_prefix: cfg.list_prefix.clone(),
             list_start_after: cfg.list_start_after.clone(),
+            list_delimiter: cfg.list_delimiter.clone(),
             list_min_keys: cfg.list_min_keys,
             payload_mode: cfg.payload,
             ssec: cfg.ssec_key.as_ref().map(SsecHeaders::new).transpose()?,
@@ -466,15 +468,20 @@ impl S3 {
         Ok(())
     }
 
-    /// The path and query of the list op: ListObjectsV2 of one page under the list prefix, after
-    /// the start-after key when there is one (query parameters in SigV4's sorted order).
+    /// The path and query of the list op: ListObjectsV2 of one page under the list prefix, with
+    /// the delimiter and after the start-after key when there are some.
     fn list_path(&self) -> String {
-        let mut pq = format!(
-            "{}?list-type=2&max-keys={}&prefix={}",
-            self.bucket_path(),
+        let mut pq = format!("{}?", self.bucket_path());
+        if let Some(d) = &self.list_delimiter {
+            pq.push_str("delimiter=");
+            pq.extend(utf8_percent_encode(d, QUERY));
+            pq.push('&');
+        }
+        pq.push_str(&format!(
+            "list-type=2&max-keys={}&prefix={}",
             self.list_max_keys,
             utf8_percent_encode(&self.list_prefix, QUERY)
-        );
+        ));
         if let Some(after) = &self.list_start_after {
             pq.push_str("&start-after=");
             pq.extend(utf8_percent_encode(after, QUERY));
