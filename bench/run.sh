@@ -9,6 +9,19 @@
 #   bench/run.sh --smoke   a tiny matrix (debug build, a few objects, 1 s per cell) plus every op once, with and
 #                          without SSE-C: checks that every op succeeds and every report has the expected shape.
 #                          Writes no doc. tests/e2e/test_bench_smoke.py runs it in CI.
+#   bench/run.sh --scale   scale with data (release build): for each count in BENCH_SCALE_COUNTS, a fresh data dir
+#                          filled with that many zero-byte objects by `coffer dev populate` (straight into the
+#                          metadata store: through the API, 1M fsynced PUTs take half an hour), then Coffer started
+#                          on it and measured over HTTPS: ListObjectsV2 pages of 1000 keys (from the start, from the
+#                          middle with start-after, under a prefix, 1000 "folders" with a delimiter), 4 KiB PUT and
+#                          GET (plain and SSE-C, c1 and c16), each cell with the server's peak RSS. Writes docs/benchmarks-scale.md: p50/p99
+#                          per op side by side, the ratio (issue 6: within 1.5x), populate time, memory.
+#                          About 3 minutes per count plus the populate (about 40 s for 1M) on 2 cores.
+#   bench/run.sh --scale --smoke   the same with 1000 and 5000 objects, concurrency 2, 1 s cells, debug build, no
+#                          doc (tests/e2e/test_bench_smoke.py runs it with 0.3 s cells).
+#
+# Every cell records the server's peak RSS (VmHWM, reset through /proc/<pid>/clear_refs before the cell) against
+# issue 6's bound of 64 MiB + 8 MiB per concurrent request.
 #
 # Settings (environment):
 #   BENCH_DURATION=8 BENCH_WARMUP=2      seconds per cell (smoke: 1 and 0)
@@ -22,6 +35,9 @@
 #   LIMIT_BIN=PATH                       a limit binary already built (else built from LIMIT_DIR into LIMIT_TARGET)
 #   LIMIT_ARGS                           default: all --reps 1 --bytes 536870912 --streams 1,4 --cases tls-default+ssec
 #   BENCH_CHART=0|1                      draw the PNG chart (default 1; needs matplotlib: tried in target/bench-venv)
+#   BENCH_SCALE_COUNTS="1000 1000000"    --scale: object counts (each at least 1000; smoke: "1000 5000")
+#   BENCH_SCALE_CONC="1 16"              --scale: concurrencies of every cell (smoke: "2")
+#   BENCH_SCALE_DOC=FILE                 --scale: the report (default docs/benchmarks-scale.md; "" for none; smoke: none)
 #   COFFER_HTTP=0|1                      also run Coffer over plain HTTP with its test-only --ssec-allow-plain-http
 #                                        (default: 1 when a peer speaks plain HTTP, as Garage does)
 # Peers, to run the same matrix against other servers:
@@ -41,9 +57,11 @@ REPO=$(pwd)
 ORIG_ARGS=("$@")
 
 SMOKE=${BENCH_SMOKE:-0}
+SCALE=0
 for arg in "$@"; do
     case $arg in
         --smoke) SMOKE=1 ;;
+        --scale) SCALE=1 ;;
         -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/run.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
@@ -76,6 +94,22 @@ else
     RUN_LIMIT=${BENCH_LIMIT:-1}
     CHART=${BENCH_CHART:-1}
 fi
+if [ "$SCALE" = 1 ]; then
+    if [ "$SMOKE" = 1 ]; then
+        SCALE_COUNTS=${BENCH_SCALE_COUNTS:-1000 5000}
+        SCALE_CONCS=${BENCH_SCALE_CONC:-2}
+        DOC=${BENCH_SCALE_DOC:-}
+    else
+        SCALE_COUNTS=${BENCH_SCALE_COUNTS:-1000 1000000}
+        SCALE_CONCS=${BENCH_SCALE_CONC:-1 16}
+        DOC=${BENCH_SCALE_DOC-docs/benchmarks-scale.md}
+    fi
+    for n in $SCALE_COUNTS; do
+        [[ $n =~ ^[0-9]+$ ]] && ((n >= 1000)) || die "BENCH_SCALE_COUNTS: $n is not a count of at least 1000"
+    done
+    RUN_LIMIT=0
+    CHART=0
+fi
 COFFER=${COFFER_BIN:-$TARGET_DIR/$PROFILE/coffer}
 BENCH=${COFFER_BENCH_BIN:-$TARGET_DIR/$PROFILE/coffer-bench}
 OUT=${BENCH_OUT:-$TARGET_DIR/bench/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -90,10 +124,10 @@ OUT=$(cd "$OUT" && pwd)
 
 # ---------------------------------------------------------------------------------------------------------------
 # peers
-declare -a TARGETS=() T_ENDPOINT=() T_AK=() T_SK=() T_REGION=() T_CA=() T_INSECURE=() T_BUCKET=() T_PID=()
-add_target() { # name endpoint access secret region ca insecure bucket pid
+declare -a TARGETS=() T_ENDPOINT=() T_AK=() T_SK=() T_REGION=() T_CA=() T_INSECURE=() T_BUCKET=() T_PID=() T_OWN=()
+add_target() { # name endpoint access secret region ca insecure bucket pid [own: 1 for the Coffer started here]
     TARGETS+=("$1"); T_ENDPOINT+=("$2"); T_AK+=("$3"); T_SK+=("$4"); T_REGION+=("${5:-us-east-1}")
-    T_CA+=("${6:-}"); T_INSECURE+=("${7:-0}"); T_BUCKET+=("${8:-}"); T_PID+=("${9:-}")
+    T_CA+=("${6:-}"); T_INSECURE+=("${7:-0}"); T_BUCKET+=("${8:-}"); T_PID+=("${9:-}"); T_OWN+=("${10:-0}")
 }
 declare -a PEER_ARGS=()
 if [ -n "${PEER_ENDPOINT:-}" ]; then
@@ -105,6 +139,10 @@ for name in ${PEERS:-}; do
     [ -n "$(v ENDPOINT)" ] || die "PEERS names $name but PEER_${up}_ENDPOINT is not set"
     PEER_ARGS+=("$name|$(v ENDPOINT)|$(v ACCESS_KEY)|$(v SECRET_KEY)|$(v REGION)|$(v CA_BUNDLE)|$(v INSECURE)|$(v BUCKET)|$(v PID)")
 done
+if [ "$SCALE" = 1 ] && [ "${#PEER_ARGS[@]}" -gt 0 ]; then
+    log "--scale measures Coffer only: the peers are left out"
+    PEER_ARGS=()
+fi
 PEER_HTTP=0
 for p in "${PEER_ARGS[@]+"${PEER_ARGS[@]}"}"; do
     case $p in *"|http://"*) PEER_HTTP=1 ;; esac
@@ -141,6 +179,7 @@ json.dump({
     "date_utc": "$(date -u '+%Y-%m-%d %H:%M UTC')",
     "command": "${env_settings}bench/run.sh ${ORIG_ARGS[*]+${ORIG_ARGS[*]}}".replace("  ", " ").strip(),
     "smoke": $SMOKE == 1,
+    "scale": $SCALE == 1,
     "nproc": "$(nproc 2>/dev/null || echo '?')",
     "cpu_model": """$cpu_model""",
     "kernel": "$(uname -sr)",
@@ -198,28 +237,57 @@ trap 'exit 130' INT TERM
 rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 ROOT_AK="BENCH$(rand_hex 6 | tr 'a-f' 'A-F')"
 ROOT_SK=$(rand_hex 20)
-server_args=(server --data-dir "$TMP/data" --https-listen 127.0.0.1:0 --http-listen 127.0.0.1:0
-    --ready-file "$TMP/ready.json" --log warn)
-[ "$COFFER_HTTP" = 1 ] && server_args+=(--ssec-allow-plain-http)
-log "starting $COFFER ${server_args[*]}"
-env -u COFFER_CONFIG COFFER_ROOT_ACCESS_KEY="$ROOT_AK" COFFER_ROOT_SECRET_KEY="$ROOT_SK" \
-    "$COFFER" "${server_args[@]}" >"$OUT/coffer.log" 2>&1 &
-COFFER_PID=$!
-for _ in $(seq 300); do
-    [ -s "$TMP/ready.json" ] && break
-    kill -0 "$COFFER_PID" 2>/dev/null || die "coffer exited before it was ready: $(tail -5 "$OUT/coffer.log")"
-    sleep 0.1
-done
-[ -s "$TMP/ready.json" ] || die "coffer did not write $TMP/ready.json in 30 s"
-ready() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or "")' "$TMP/ready.json" "$1"; }
-COFFER_HTTPS=$(ready https)
-COFFER_HTTP_URL=$(ready http)
-COFFER_CA=$(ready ca_bundle)
-log "coffer pid $COFFER_PID: $COFFER_HTTPS, $COFFER_HTTP_URL"
+now() { date +%s.%N; }
 
-add_target coffer "$COFFER_HTTPS" "$ROOT_AK" "$ROOT_SK" us-east-1 "$COFFER_CA" 0 "" "$COFFER_PID"
-if [ "$COFFER_HTTP" = 1 ]; then
-    add_target coffer-http "$COFFER_HTTP_URL" "$ROOT_AK" "$ROOT_SK" us-east-1 "" 0 "" "$COFFER_PID"
+# The server's peak RSS (VmHWM) in KiB; rss_reset sets it back to the current RSS (Linux >= 4.0).
+rss_reset() { echo 5 2>/dev/null >"/proc/$1/clear_refs"; }
+rss_peak_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# start_coffer DATA_DIR LOG: sets COFFER_PID, COFFER_HTTPS, COFFER_HTTP_URL, COFFER_CA, COFFER_READY_S (seconds
+# from spawn to ready) and COFFER_START_PEAK_KIB (the peak RSS of the start, e.g. the start-up GC pass).
+start_coffer() {
+    local dir=$1 logf=$2
+    local server_args=(server --data-dir "$dir" --https-listen 127.0.0.1:0 --http-listen 127.0.0.1:0
+        --ready-file "$dir/ready.json" --log warn)
+    [ "$COFFER_HTTP" = 1 ] && server_args+=(--ssec-allow-plain-http)
+    rm -f "$dir/ready.json"
+    log "starting $COFFER ${server_args[*]}"
+    local t0
+    t0=$(now)
+    env -u COFFER_CONFIG COFFER_ROOT_ACCESS_KEY="$ROOT_AK" COFFER_ROOT_SECRET_KEY="$ROOT_SK" \
+        "$COFFER" "${server_args[@]}" >"$logf" 2>&1 &
+    COFFER_PID=$!
+    for _ in $(seq 3000); do
+        [ -s "$dir/ready.json" ] && break
+        kill -0 "$COFFER_PID" 2>/dev/null || die "coffer exited before it was ready: $(tail -5 "$logf")"
+        sleep 0.02
+    done
+    [ -s "$dir/ready.json" ] || die "coffer did not write $dir/ready.json in 60 s"
+    COFFER_READY_S=$("$PYTHON" -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' "$t0" "$(now)")
+    COFFER_START_PEAK_KIB=$(rss_peak_kib "$COFFER_PID")
+    ready() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or "")' "$dir/ready.json" "$1"; }
+    COFFER_HTTPS=$(ready https)
+    COFFER_HTTP_URL=$(ready http)
+    COFFER_CA=$(ready ca_bundle)
+    log "coffer pid $COFFER_PID: $COFFER_HTTPS, $COFFER_HTTP_URL (ready in $COFFER_READY_S s, peak RSS ${COFFER_START_PEAK_KIB:-?} KiB)"
+}
+
+stop_coffer() {
+    if [ -n "$COFFER_PID" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
+        kill "$COFFER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$COFFER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$COFFER_PID" 2>/dev/null || true
+        wait "$COFFER_PID" 2>/dev/null || true
+    fi
+    COFFER_PID=
+}
+
+if [ "$SCALE" = 0 ]; then
+    start_coffer "$TMP/data" "$OUT/coffer.log"
+    add_target coffer "$COFFER_HTTPS" "$ROOT_AK" "$ROOT_SK" us-east-1 "$COFFER_CA" 0 "" "$COFFER_PID" 1
+    if [ "$COFFER_HTTP" = 1 ]; then
+        add_target coffer-http "$COFFER_HTTP_URL" "$ROOT_AK" "$ROOT_SK" us-east-1 "" 0 "" "$COFFER_PID" 1
+    fi
 fi
 for p in "${PEER_ARGS[@]+"${PEER_ARGS[@]}"}"; do
     IFS='|' read -r n e a s r c i b pid <<<"$p"
@@ -245,11 +313,16 @@ print(int(m.group(1))*u.get(m.group(2),1))' "$1")
 }
 
 # run_cell TARGET_INDEX SIZE OP ENC CONC [extra coffer-bench args...]
+# CELL_KIND names the cell when one op is measured several ways (--scale: list-start, list-middle, ...) and
+# CELL_TAG prefixes its file names; both default to nothing.
+CELL_KIND=
+CELL_TAG=
 run_cell() {
     local t=$1 size=$2 op=$3 enc=$4 conc=$5
     shift 5
     local name=${TARGETS[$t]}
-    local file="$OUT/${name}__${size}__${op}__${enc}__c${conc}.json"
+    local kind=${CELL_KIND:-$op}
+    local file="$OUT/${CELL_TAG}${name}__${size}__${kind}__${enc}__c${conc}.json"
     local args=(--endpoint "${T_ENDPOINT[$t]}" --access-key "${T_AK[$t]}" --secret-key "${T_SK[$t]}"
         --region "${T_REGION[$t]}" --bucket "${CELL_BUCKET}" --prefix "s${size}-${enc}/" --size "$size"
         --objects "$(objects_for "$size")" --concurrency "$conc" --op "$op" --json --quiet
@@ -258,16 +331,22 @@ run_cell() {
     [ "${T_INSECURE[$t]}" = 1 ] && args+=(--insecure)
     [ -n "${T_PID[$t]}" ] && args+=(--server-pid "${T_PID[$t]}")
     [ "$enc" = ssec ] && args+=(--ssec --ssec-key "$SSEC_KEY")
+    # The server's peak RSS during the cell (prepare phase included), for the Coffer started here.
+    local peak=
+    local own_pid=
+    [ "${T_OWN[$t]}" = 1 ] && [ -n "${T_PID[$t]}" ] && rss_reset "${T_PID[$t]}" && own_pid=${T_PID[$t]}
     local rc=0
     env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$BENCH" "${args[@]}" "$@" >"$file" 2>"${file%.json}.err" || rc=$?
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$size" "$op" "$enc" "$conc" "$(basename "$file")" "$rc" >>"$OUT/cells.tsv"
+    [ -n "$own_pid" ] && peak=$(rss_peak_kib "$own_pid")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$size" "$op" "$enc" "$conc" "$(basename "$file")" "$rc" \
+        "${peak:-}" "$kind" "${CELL_COUNT:-}" >>"$OUT/cells.tsv"
     if [ "$rc" != 0 ]; then
         FAILED=1
-        log "$(printf '%-12s %-6s %-14s %-5s c%-3s' "$name" "$size" "$op" "$enc" "$conc") FAILED (exit $rc): $(tail -c 300 "${file%.json}.err" | tr '\n' ' ')"
+        log "$(printf '%-12s %-6s %-14s %-5s c%-3s' "$name" "$size" "$kind" "$enc" "$conc") FAILED (exit $rc): $(tail -c 300 "${file%.json}.err" | tr '\n' ' ')"
     fi
-    "$PYTHON" - "$file" "$name" "$size" "$op" "$enc" "$conc" <<'EOF' >&2 || true
+    "$PYTHON" - "$file" "$name" "$size" "$kind" "$enc" "$conc" "${peak:-}" <<'EOF' >&2 || true
 import json, sys
-path, name, size, op, enc, conc = sys.argv[1:]
+path, name, size, op, enc, conc, peak = sys.argv[1:]
 try:
     r = json.load(open(path))
 except Exception:
@@ -275,8 +354,9 @@ except Exception:
 t = r["total"]
 lat = [o["latency_ms"] for o in r["ops"].values() if o.get("latency_ms")]
 p99 = f"p99 {lat[0]['p99']:8.2f} ms" if len(lat) == 1 else ""
+rss = f"  RSS {int(peak) / 1024:6.1f} MiB" if peak else ""
 print(f"[bench] {name:<12} {size:<6} {op:<14} {enc:<5} c{conc:<3} {t['mib_per_s']:9.1f} MiB/s {t['ops_per_s']:9.1f} ops/s"
-      f" {p99}  errors {t['errors']}")
+      f" {p99}  errors {t['errors']}{rss}")
 EOF
 }
 
@@ -310,7 +390,335 @@ for t in "${!TARGETS[@]}"; do
         done
     fi
 done
+
+# ---------------------------------------------------------------------------------------------------------------
+# --scale: for each count, a fresh data dir with that many objects, then the same cells against each
+if [ "$SCALE" = 1 ]; then
+    : >"$OUT/scale.tsv"
+    SCALE_BUCKET=scale
+    # Distinct keys of the PUT and GET cells (GETs read objects written in the same run).
+    OBJECTS=${BENCH_OBJECTS:-$([ "$SMOKE" = 1 ] && echo 4 || echo 1000)}
+    timed=(--duration "$DURATION" --warmup "$WARMUP")
+    for count in $SCALE_COUNTS; do
+        dir=$TMP/scale-$count
+        rm -rf "$dir"
+        load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+        log "populating $count objects into $dir (bucket $SCALE_BUCKET, keys obj/00000000...)"
+        t0=$(now)
+        "$COFFER" dev populate --data-dir "$dir" --bucket "$SCALE_BUCKET" --count "$count" --prefix obj/ --width 8 \
+            >"$OUT/populate-$count.txt" 2>&1 || die "coffer dev populate: $(tail -3 "$OUT/populate-$count.txt")"
+        populate_s=$("$PYTHON" -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' "$t0" "$(now)")
+        meta_bytes=$(stat -c %s "$dir/meta.redb")
+        log "$(cat "$OUT/populate-$count.txt") (wall $populate_s s, meta.redb $((meta_bytes >> 20)) MiB)"
+        start_coffer "$dir" "$OUT/coffer-$count.log"
+        idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$COFFER_PID/status")
+        TARGETS=() T_ENDPOINT=() T_AK=() T_SK=() T_REGION=() T_CA=() T_INSECURE=() T_BUCKET=() T_PID=() T_OWN=()
+        add_target coffer "$COFFER_HTTPS" "$ROOT_AK" "$ROOT_SK" us-east-1 "$COFFER_CA" 0 "$SCALE_BUCKET" "$COFFER_PID" 1
+        CELL_BUCKET=$SCALE_BUCKET
+        CELL_COUNT=$count
+        CELL_TAG="n${count}__"
+        # ListObjectsV2 pages of 1000 keys, before the PUT cells add keys: the bucket holds exactly $count objects.
+        # The middle page starts 500 keys before the middle key; the prefix selects the 1000 keys around it.
+        mid=$((count / 2))
+        after_index=$((mid - 500))
+        start_after=$(printf 'obj/%08d' "$after_index")
+        middle_keys=$((count - after_index - 1))
+        ((middle_keys > 1000)) && middle_keys=1000
+        list_prefix=$(printf 'obj/%05d' $((mid / 1000)))
+        for conc in $SCALE_CONCS; do
+            CELL_KIND=list-start
+            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "" --list-min-keys 1000 "${timed[@]}"
+            CELL_KIND=list-middle
+            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "" --list-start-after "$start_after" \
+                --list-min-keys "$middle_keys" "${timed[@]}"
+            CELL_KIND=list-prefix
+            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "$list_prefix" --list-min-keys 1000 "${timed[@]}"
+        done
+        CELL_KIND=
+        for enc in plain ssec; do
+            for conc in $SCALE_CONCS; do
+                run_cell 0 4KiB put "$enc" "$conc" "${timed[@]}"
+            done
+            # The first GET cell uploads the objects it reads (prepare phase, not timed); the others read them again.
+            # Cells run from the lowest concurrency up, so memory the allocator keeps after a busy cell does not
+            # count against a quieter cell's bound.
+            extra=()
+            for conc in $(echo "$SCALE_CONCS" | tr ' ' '\n' | sort -n); do
+                run_cell 0 4KiB get "$enc" "$conc" "${extra[@]+"${extra[@]}"}" "${timed[@]}"
+                extra=(--no-prepare)
+            done
+        done
+        stop_coffer
+        meta_after=$(stat -c %s "$dir/meta.redb")
+        # Folders: a second bucket of $count objects in 1000 "folders", listed with delimiter "/": a page of 1000
+        # common prefixes, whatever the number of keys under each.
+        log "populating $count objects in 1000 folders into bucket folders"
+        "$COFFER" dev populate --data-dir "$dir" --bucket folders --count "$count" --prefix d/ --width 8 \
+            --per-folder $((count / 1000)) >>"$OUT/populate-$count.txt" 2>&1 \
+            || die "coffer dev populate: $(tail -3 "$OUT/populate-$count.txt")"
+        start_coffer "$dir" "$OUT/coffer-$count-folders.log"
+        T_ENDPOINT[0]=$COFFER_HTTPS T_CA[0]=$COFFER_CA T_PID[0]=$COFFER_PID
+        CELL_BUCKET=folders
+        CELL_KIND=list-folders
+        for conc in $SCALE_CONCS; do
+            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix d/ --list-delimiter / --list-min-keys 1000 \
+                "${timed[@]}"
+        done
+        CELL_KIND=
+        stop_coffer
+        CELL_TAG=
+        CELL_COUNT=
+        load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$populate_s" "$meta_bytes" "$meta_after" \
+            "$COFFER_READY_S" "${COFFER_START_PEAK_KIB:-}" "${idle_kib:-}" "$load_before" "$load_after" "$start_after" \
+            "$list_prefix" "$(head -1 "$OUT/populate-$count.txt" | tr '\t' ' ')" >>"$OUT/scale.tsv"
+        rm -rf "$dir"
+    done
+fi
 echo "load_end $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" >"$OUT/load_end.txt"
+
+# ---------------------------------------------------------------------------------------------------------------
+# --scale: check every report, and write the scale doc
+if [ "$SCALE" = 1 ]; then
+    export BENCH_OUT_DIR=$OUT BENCH_DOC_PATH=$DOC BENCH_SMOKE_MODE=$SMOKE BENCH_COUNTS="$SCALE_COUNTS"
+    "$PYTHON" - <<'PYEOF' || FAILED=1
+import json, os, sys
+from pathlib import Path
+
+out = Path(os.environ["BENCH_OUT_DIR"])
+doc = os.environ.get("BENCH_DOC_PATH") or ""
+smoke = os.environ.get("BENCH_SMOKE_MODE") == "1"
+counts = [int(c) for c in os.environ["BENCH_COUNTS"].split()]
+meta = json.loads((out / "meta.json").read_text())
+meta["load_end"] = (out / "load_end.txt").read_text().split(" ", 1)[1].strip() if (out / "load_end.txt").exists() else "?"
+MIB = 1 << 20
+BASE_MIB, PER_REQUEST_MIB, FLAT = 64, 8, 1.5
+
+cells, bad = [], []
+for line in (out / "cells.tsv").read_text().splitlines():
+    target, size, op, enc, conc, fname, rc, peak, kind, count = line.split("\t")
+    cell = dict(op=op, kind=kind, enc=enc, conc=int(conc), rc=int(rc), count=int(count),
+                peak_kib=int(peak) if peak else None, report=None)
+    try:
+        r = json.loads((out / fname).read_text())
+        cell["report"] = r
+    except (OSError, json.JSONDecodeError) as e:
+        bad.append(f"{fname}: no JSON report ({e}); exit {rc}")
+    else:
+        o = r.get("ops", {}).get(op)
+        if list(r.get("ops", {})) != [op] or o is None:
+            bad.append(f"{fname}: ops has {list(r.get('ops', {}))}, expected [{op}]")
+        elif o["errors"] or r["total"]["errors"]:
+            bad.append(f"{fname}: {o['errors']} errors {o['errors_by_code']} {o['error_samples']}")
+        elif o["ops"] <= 0 or not o.get("latency_ms"):
+            bad.append(f"{fname}: no op completed")
+        if r.get("ssec") != (enc == "ssec"):
+            bad.append(f"{fname}: ssec is {r.get('ssec')}")
+    if rc != "0":
+        bad.append(f"{fname}: exit {rc}")
+    if cell["peak_kib"] is None and not smoke:
+        bad.append(f"{fname}: no peak RSS (is /proc/<pid>/clear_refs writable?)")
+    cells.append(cell)
+
+runs = {}
+for line in (out / "scale.tsv").read_text().splitlines():
+    f = line.split("\t")
+    runs[int(f[0])] = dict(populate_s=float(f[1]), meta_bytes=int(f[2]), meta_after=int(f[3]), ready_s=float(f[4]),
+                           start_peak_kib=int(f[5]) if f[5] else None, idle_kib=int(f[6]) if f[6] else None,
+                           load_before=f[7], load_after=f[8], start_after=f[9], prefix=f[10], populate_out=f[11])
+for c in counts:
+    if c not in runs:
+        bad.append(f"count {c} did not run")
+print(f"[bench] scale: {len(cells)} cells, {len(bad)} problems; reports in {out}", file=sys.stderr)
+for b in bad:
+    print(f"[bench]   {b}", file=sys.stderr)
+if not doc:
+    sys.exit(1 if bad else 0)
+
+def label(n):
+    for unit, name in ((1_000_000_000, "G"), (1_000_000, "M"), (1000, "k")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{name}"
+    return f"{n:,}"
+
+def cell(count, kind, enc, conc):
+    for c in cells:
+        if (c["count"], c["kind"], c["enc"], c["conc"]) == (count, kind, enc, conc) and c["report"]:
+            return c
+    return None
+
+def lat(c, q):
+    if not c:
+        return None
+    o = c["report"]["ops"].get(c["op"])
+    return o["latency_ms"][q] if o and o.get("latency_ms") else None
+
+def opss(c):
+    return c["report"]["ops"][c["op"]]["ops_per_s"] if c else None
+
+def fmt(x, nd=2):
+    return "–" if x is None else f"{x:,.{nd}f}"
+
+def ratio(a, b):
+    return None if a is None or b in (None, 0) else a / b
+
+def bound_mib(conc):
+    return BASE_MIB + PER_REQUEST_MIB * conc
+
+first, last = counts[0], counts[-1]
+L = []
+w = L.append
+w("# Benchmarks: scale with data")
+w("")
+w("Written by `bench/run.sh --scale` (do not edit by hand: run it again). The throughput matrix (object sizes, "
+  "plain vs SSE-C, the loopback ceiling) is in [benchmarks.md](benchmarks.md).")
+w("")
+w(f"Issue 6 asks that PUT, GET and ListObjectsV2 page latency stay flat (within {FLAT}×) from "
+  f"{label(first)} to {label(last)} objects in a bucket, and that the server's peak RSS stay under "
+  f"{BASE_MIB} MiB + {PER_REQUEST_MIB} MiB per concurrent request.")
+w("")
+w("## Run")
+w("")
+w(f"- date: {meta['date_utc']}")
+w(f"- command: `{meta['command']}`")
+w(f"- machine: {meta['nproc']} vCPU, {meta['cpu_model']}, {meta['memory']} RAM, {meta['kernel']}")
+w(f"- load average at start / end: {meta['load_start']} / {meta['load_end']} (the machine is shared: other work "
+  f"may have run at the same time; per count below)")
+w(f"- versions: {meta['coffer']}, {meta['coffer_bench']}, {meta['rustc']}, git {meta['git']}, {meta['profile']} build")
+w(f"- each cell: {meta['warmup_s']} s warm-up, then {meta['duration_s']} s measured; latencies count the ops that "
+  "completed inside the window; one HTTP/1.1 connection per concurrent request, loopback HTTPS (TLS 1.3)")
+w("- for each count: a fresh data dir, filled by `coffer dev populate` with that many zero-byte objects "
+  "`obj/00000000`, `obj/00000001`, ... in bucket `scale` (written straight into the metadata store, in "
+  "transactions of 50,000; the records are the ones a zero-byte PUT writes, with a blob id whose file is never "
+  "created, see crates/coffer/src/dev_cli.rs); then `coffer server` started on it with default settings "
+  "(fsync on every PUT)")
+w("- LIST cells (run first, while the bucket holds exactly the populated objects): ListObjectsV2, max-keys 1000, "
+  "each page checked to hold 1000 keys (`--list-min-keys`): **start** = no prefix, from the first key; "
+  "**middle** = `start-after` 500 keys before the middle key; **prefix** = a prefix matching the 1000 keys "
+  "around the middle; **folders** = a second bucket `folders` of as many objects in 1000 \"folders\" "
+  "(`d/00000000/...`, filled after the other cells, with a server restart), listed with prefix `d/` and delimiter "
+  "`/`: a page of 1000 common prefixes of count / 1000 keys each")
+w("- PUT cells: 4 KiB objects, new keys under `s4KiB-plain/` or `s4KiB-ssec/` (1000 keys, cycled); GET cells "
+  "read 4 KiB objects written in the same run (uploaded by the untimed prepare phase of the first GET cell, the "
+  "one of highest concurrency)")
+w("- peak RSS: the server's VmHWM from /proc, reset (`echo 5 > /proc/<pid>/clear_refs`) before each cell and "
+  "read after it, so it covers that cell only (prepare phase included)")
+w("")
+
+w("## Populate and start")
+w("")
+w("| objects | populate s | objects/s | meta.redb MiB | server ready s | peak RSS at start MiB | RSS idle MiB | load before / after |")
+w("|--:|--:|--:|--:|--:|--:|--:|---|")
+for n in counts:
+    r = runs.get(n)
+    if not r:
+        continue
+    w(f"| {n:,} | {r['populate_s']:.1f} | {n / r['populate_s']:,.0f} | {r['meta_bytes'] / MIB:,.0f} | "
+      f"{r['ready_s']:.2f} | {fmt(r['start_peak_kib'] / 1024 if r['start_peak_kib'] else None, 1)} | "
+      f"{fmt(r['idle_kib'] / 1024 if r['idle_kib'] else None, 1)} | {r['load_before']} / {r['load_after']} |")
+w("")
+w("`populate s` is the wall time of `coffer dev populate` (opening the store, the transactions and their fsyncs); "
+  "`server ready s` the time from starting `coffer server` to its ready file (the start-up pass reads every record "
+  "to find orphaned blobs).")
+w("")
+
+CONCS = sorted({c["conc"] for c in cells})
+ROWS = [(kind, enc, conc) for kind, enc in (("list-start", "plain"), ("list-middle", "plain"), ("list-prefix", "plain"),
+                                            ("list-folders", "plain"), ("put", "plain"), ("put", "ssec"),
+                                            ("get", "plain"), ("get", "ssec"))
+        for conc in CONCS]
+NAMES = {"list-start": "LIST from the start", "list-middle": "LIST from the middle (start-after)",
+         "list-prefix": "LIST under a prefix", "list-folders": "LIST folders (delimiter)", "put": "PUT 4 KiB",
+         "get": "GET 4 KiB"}
+
+w("## Latency")
+w("")
+w(f"p50 / p99 in ms. The ratios divide the {label(last)} figure by the {label(first)} one; "
+  f"flat means both ratios ≤ {FLAT}.")
+w("")
+head = "| op | enc | conc | " + " | ".join(f"{label(n)} p50 / p99 ms" for n in counts) + \
+       f" | ratio p50 | ratio p99 | " + " | ".join(f"{label(n)} ops/s" for n in counts) + " | flat |"
+w(head)
+w("|---|---|--:|" + "--:|" * len(counts) + "--:|--:|" + "--:|" * len(counts) + "---|")
+verdicts = []
+for kind, enc, conc in ROWS:
+    cs = [cell(n, kind, enc, conc) for n in counts]
+    if not any(cs):
+        continue
+    rp50 = ratio(lat(cs[-1], "p50"), lat(cs[0], "p50"))
+    rp99 = ratio(lat(cs[-1], "p99"), lat(cs[0], "p99"))
+    flat = None if rp50 is None or rp99 is None else (rp50 <= FLAT and rp99 <= FLAT)
+    verdicts.append((f"{NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} c{conc}", rp50, rp99, flat))
+    w(f"| {NAMES[kind]} | {'SSE-C' if enc == 'ssec' else 'plain'} | {conc} | "
+      + " | ".join(f"{fmt(lat(c, 'p50'))} / {fmt(lat(c, 'p99'))}" for c in cs)
+      + f" | {fmt(rp50)} | {fmt(rp99)} | " + " | ".join(fmt(opss(c), 1) for c in cs)
+      + f" | {'–' if flat is None else ('yes' if flat else '**no**')} |")
+w("")
+for n in counts:
+    r = runs.get(n)
+    if r:
+        w(f"- {label(n)}: middle page after `{r['start_after']}`, prefix `{r['prefix']}`")
+w("")
+
+w("## Peak memory")
+w("")
+w(f"The server's peak RSS in each cell against the bound {BASE_MIB} MiB + {PER_REQUEST_MIB} MiB × concurrency. "
+  "\"start\" is the server's start-up (before any request), bound as for no request.")
+w("")
+w("| objects | cell | conc | peak RSS MiB | bound MiB | holds |")
+w("|--:|---|--:|--:|--:|---|")
+mem_ok, worst = True, None
+for n in counts:
+    r = runs.get(n)
+    if r and r["start_peak_kib"]:
+        peak = r["start_peak_kib"] / 1024
+        ok = peak <= BASE_MIB
+        mem_ok &= ok
+        w(f"| {n:,} | start | 0 | {peak:.1f} | {BASE_MIB} | {'yes' if ok else '**no**'} |")
+    for kind, enc, conc in ROWS:
+        c = cell(n, kind, enc, conc)
+        if not c or c["peak_kib"] is None:
+            continue
+        peak = c["peak_kib"] / 1024
+        ok = peak <= bound_mib(conc)
+        mem_ok &= ok
+        share = peak / bound_mib(conc)
+        if worst is None or share > worst[0]:
+            worst = (share, f"{label(n)} {NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} c{conc}: {peak:.1f} MiB")
+        w(f"| {n:,} | {NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} | {conc} | {peak:.1f} | "
+          f"{bound_mib(conc)} | {'yes' if ok else '**no**'} |")
+w("")
+
+w("## Issue 6 targets")
+w("")
+w("| target | measured | met |")
+w("|---|---|---|")
+for name, rp50, rp99, flat in verdicts:
+    w(f"| {name}: {label(last)} within {FLAT}× of {label(first)} | p50 {fmt(rp50)}×, p99 {fmt(rp99)}× | "
+      f"{'–' if flat is None else ('yes' if flat else '**no**')} |")
+if worst:
+    w(f"| peak RSS ≤ {BASE_MIB} MiB + {PER_REQUEST_MIB} MiB × concurrency in every cell | worst: {worst[1]} "
+      f"({worst[0]:.2f} of its bound) | {'yes' if mem_ok else '**no**'} |")
+w("")
+
+MARK = "<!-- notes: kept across runs -->"
+notes = ""
+if Path(doc).exists():
+    old = Path(doc).read_text()
+    if MARK in old:
+        notes = old[old.index(MARK):]
+w(notes.rstrip() if notes else MARK + "\n")
+Path(doc).write_text("\n".join(L).rstrip() + "\n")
+print(f"[bench] wrote {doc}", file=sys.stderr)
+sys.exit(1 if bad else 0)
+PYEOF
+    if [ "$FAILED" != 0 ]; then
+        log "some cells failed or reported errors (see above); reports in $OUT"
+        exit 1
+    fi
+    log "done; reports in $OUT"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 # the chart's Python (matplotlib in a venv of our own when the system has none)
@@ -380,8 +788,11 @@ def check(r, op, ssec):
 cells = []
 bad = []
 for line in (out / "cells.tsv").read_text().splitlines():
-    target, size, op, enc, conc, fname, rc = line.split("\t")
-    cell = dict(target=target, size=size, op=op, enc=enc, conc=int(conc), rc=int(rc), report=None)
+    parts = line.split("\t")
+    target, size, op, enc, conc, fname, rc = parts[:7]
+    peak = parts[7] if len(parts) > 7 and parts[7] else None
+    cell = dict(target=target, size=size, op=op, enc=enc, conc=int(conc), rc=int(rc), report=None,
+                peak_kib=int(peak) if peak else None)
     try:
         cell["report"] = json.loads((out / fname).read_text())
     except (OSError, json.JSONDecodeError) as e:
@@ -434,6 +845,14 @@ def srv_s_per_gib(r):
     b = r["total"]["bytes"]
     return r["server_cpu_s"] / (b / (1 << 30)) if b else None
 
+def peak_mib(target, size, op, enc, conc):
+    for c in cells:
+        if (c["target"], c["size"], c["op"], c["enc"], c["conc"]) == (target, size, op, enc, conc):
+            return c["peak_kib"] / 1024 if c["peak_kib"] is not None else None
+    return None
+
+BASE_MIB, PER_REQUEST_MIB = 64, 8
+
 def cli_cores(r):
     if not r or r.get("client_cpu_s") is None:
         return None
@@ -450,6 +869,8 @@ w("")
 w("Written by `bench/run.sh` (do not edit by hand: run it again). Every figure below comes from one run of the")
 w("script on one machine: Coffer, the load generator (`coffer-bench`, crates/coffer-bench) and, when present, the")
 w("loopback ceiling tool (`../shared/limit`) and the peers all ran on the same cores, one after the other.")
+w("Latency with 1 thousand vs 1 million objects in a bucket, and peak memory there, are in")
+w("[benchmarks-scale.md](benchmarks-scale.md) (`bench/run.sh --scale`).")
 w("")
 w("## Run")
 w("")
@@ -482,11 +903,12 @@ for target in targets:
     w("")
     w("MiB/s = 2^20 bytes per second. `SSE-C/plain` divides the SSE-C figure by the plain one of the same cell. "
       "Server CPU is the server process's CPU time per GiB moved (user + system, from /proc), client cores the "
-      "share of the 2 cores the load generator used.")
+      "share of the 2 cores the load generator used. Peak RSS is the server's VmHWM during the cell (reset "
+      "through /proc/<pid>/clear_refs before it; only for the Coffer started by the script).")
     w("")
     w("| size | op | conc | plain MiB/s | SSE-C MiB/s | SSE-C/plain | plain ops/s | SSE-C ops/s | plain p50 / p99 ms "
-      "| SSE-C p50 / p99 ms | server CPU s/GiB plain / SSE-C | client cores |")
-    w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+      "| SSE-C p50 / p99 ms | server CPU s/GiB plain / SSE-C | client cores | server peak RSS MiB plain / SSE-C |")
+    w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for size in sizes:
         for op in ("put", "get"):
             for conc in concs:
@@ -499,7 +921,8 @@ for target in targets:
                   f"{fmt(ra, 2) if ra is not None else '–'} | {fmt(opss(p))} | {fmt(opss(s))} | "
                   f"{fmt(lat(p, 'p50'), 2)} / {fmt(lat(p, 'p99'), 2)} | {fmt(lat(s, 'p50'), 2)} / {fmt(lat(s, 'p99'), 2)} | "
                   f"{fmt(srv_s_per_gib(p), 2)} / {fmt(srv_s_per_gib(s), 2)} | "
-                  f"{fmt(cli_cores(p), 2)} / {fmt(cli_cores(s), 2)} |")
+                  f"{fmt(cli_cores(p), 2)} / {fmt(cli_cores(s), 2)} | "
+                  f"{fmt(peak_mib(target, size, op, 'plain', conc))} / {fmt(peak_mib(target, size, op, 'ssec', conc))} |")
     failed = [c for c in tcells if c["rc"] != 0]
     if failed:
         w("")
@@ -573,6 +996,19 @@ for peer in peers:
         w(f"| 4 KiB SSE-C GET p99 c{c16} below {peer} | {a:.2f} ms vs {b:.2f} ms | {yes(a < b)} |")
 if not peers:
     w("| Coffer ≥ 3 × Ceph RGW and Garage | peers not run (see `bench/run.sh --help`: `PEERS=...`) | – |")
+# memory: the server's peak RSS in every cell of the Coffer started here
+measured = [c for c in cells if c["peak_kib"] is not None and c["target"] == "coffer"]
+if measured:
+    over = [c for c in measured if c["peak_kib"] / 1024 > BASE_MIB + PER_REQUEST_MIB * c["conc"]]
+    worst = max(measured, key=lambda c: c["peak_kib"] / 1024 / (BASE_MIB + PER_REQUEST_MIB * c["conc"]))
+    wb = BASE_MIB + PER_REQUEST_MIB * worst["conc"]
+    desc = (f"worst: {worst['size']} {worst['op'].upper()} {'SSE-C' if worst['enc'] == 'ssec' else 'plain'} "
+            f"c{worst['conc']}, {worst['peak_kib'] / 1024:.1f} of {wb} MiB")
+    if over:
+        desc += "; over: " + ", ".join(
+            f"{c['size']} {c['op'].upper()} {c['enc']} c{c['conc']} ({c['peak_kib'] / 1024:.1f} MiB)" for c in over)
+    w(f"| server peak RSS ≤ {BASE_MIB} MiB + {PER_REQUEST_MIB} MiB × concurrency in every cell | {desc} | "
+      f"{yes(not over)} |")
 w("")
 
 chart = Path(doc).with_suffix(".png")

@@ -188,4 +188,46 @@ def test_run_sh_smoke(tmp_path):
         report = json.loads((out / c[5]).read_text())
         check_shape(report, [c[2]])
         assert report["total"]["errors"] == 0
+        # The server's peak RSS (KiB) during every cell: more than an idle process, far less than a GiB.
+        assert 4_000 < int(c[7]) < 1_000_000, c
     assert "0 problems" in res.stderr
+
+
+def test_run_sh_scale_smoke(tmp_path):
+    """bench/run.sh --scale --smoke: populate 1000 and 5000 objects, start coffer on each, every cell clean, and a doc
+    with the side-by-side latency, populate and memory tables."""
+    out = tmp_path / "bench-out"
+    doc = tmp_path / "scale.md"
+    env = clean_env()
+    env.update({"BENCH_SKIP_BUILD": "1", "BENCH_OUT": str(out), "COFFER_BIN": str(coffer_bin()),
+                "COFFER_BENCH_BIN": str(bench_bin()), "TMPDIR": str(tmp_path), "BENCH_DURATION": "0.3",
+                "BENCH_SCALE_DOC": str(doc)})
+    res = subprocess.run([str(REPO / "bench" / "run.sh"), "--scale", "--smoke"], capture_output=True, text=True,
+                         timeout=600, env=env, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, f"stdout: {res.stdout[-2000:]}\nstderr: {res.stderr[-5000:]}"
+    assert "0 problems" in res.stderr
+    cells = [line.split("\t") for line in (out / "cells.tsv").read_text().splitlines()]
+    kinds = ["list-start", "list-middle", "list-prefix", "list-folders", "put", "get"]
+    for count in ("1000", "5000"):
+        ran = {(c[8], c[3]) for c in cells if c[9] == count}
+        assert {(k, "plain") for k in kinds} | {("put", "ssec"), ("get", "ssec")} <= ran, (count, ran)
+    for c in cells:
+        assert c[6] == "0", c
+        report = json.loads((out / c[5]).read_text())
+        check_shape(report, [c[2]])
+        assert report["total"]["errors"] == 0
+        assert 4_000 < int(c[7]) < 1_000_000, c
+        if c[8].startswith("list"):
+            # Every page was checked to be full (999 keys after the first one of a 1000-object bucket).
+            want = 999 if (c[8], c[9]) == ("list-middle", "1000") else 1000
+            assert report["list"]["min_keys"] == want and report["list"]["max_keys"] == 1000, report["list"]
+            assert report["prepare"] is None
+            assert report["list"]["delimiter"] == ("/" if c[8] == "list-folders" else None)
+    runs = {line.split("\t")[0]: line.split("\t") for line in (out / "scale.tsv").read_text().splitlines()}
+    assert set(runs) == {"1000", "5000"}
+    assert "populated 5000 zero-byte objects obj/00000000..obj/00004999" in runs["5000"][11]
+    text = doc.read_text()
+    for heading in ("## Populate and start", "## Latency", "## Peak memory", "## Issue 6 targets"):
+        assert heading in text
+    assert "| LIST from the middle (start-after) | plain | 2 |" in text
+    assert "<!-- notes: kept across runs -->" in text

@@ -323,6 +323,23 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     pub list_max_keys: u32,
 
+    /// Prefix of each list (default: --prefix; "" lists the whole bucket).
+    #[arg(long)]
+    pub list_prefix: Option<String>,
+
+    /// start-after of each list: the page begins after this key (e.g. in the middle of a big bucket).
+    #[arg(long)]
+    pub list_start_after: Option<String>,
+
+    /// delimiter of each list: keys roll up into common prefixes ("folders").
+    #[arg(long)]
+    pub list_delimiter: Option<String>,
+
+    /// A list page with fewer entries (KeyCount: keys and common prefixes) than this counts as a failed op
+    /// (bad-response): proves each page was full.
+    #[arg(long, default_value_t = 0)]
+    pub list_min_keys: u32,
+
     /// How request bodies are signed.
     #[arg(long, value_enum, default_value = "unsigned")]
     pub payload: PayloadMode,
@@ -384,6 +401,10 @@ pub struct Config {
     pub part_size: u64,
     pub range_size: u64,
     pub list_max_keys: u32,
+    pub list_prefix: String,
+    pub list_start_after: Option<String>,
+    pub list_delimiter: Option<String>,
+    pub list_min_keys: u32,
     pub payload: PayloadMode,
     pub prepare: bool,
     pub tag_bodies: bool,
@@ -476,6 +497,11 @@ impl Config {
             .range_size
             .unwrap_or_else(|| (a.size / 2).min(1 << 20))
             .clamp(1, a.size.max(1));
+        let list_max_keys = a.list_max_keys.clamp(1, 1000);
+        let list_default_prefix = a.prefix.clone();
+        if a.list_min_keys > list_max_keys {
+            return Err("--list-min-keys is more than --list-max-keys".into());
+        }
         let prepare = !a.no_prepare && a.mix.kinds().any(OpKind::reads_existing);
         Ok(Config {
             endpoint: a.endpoint,
@@ -495,7 +521,11 @@ impl Config {
             warmup: Duration::from_secs_f64(a.warmup),
             part_size: a.part_size.max(1),
             range_size,
-            list_max_keys: a.list_max_keys.clamp(1, 1000),
+            list_max_keys,
+            list_prefix: a.list_prefix.unwrap_or(list_default_prefix),
+            list_start_after: a.list_start_after.filter(|k| !k.is_empty()),
+            list_delimiter: a.list_delimiter.filter(|d| !d.is_empty()),
+            list_min_keys: a.list_min_keys,
             payload: a.payload,
             prepare,
             tag_bodies: !a.no_tag,
@@ -615,6 +645,22 @@ mod tests {
             Some([7u8; 32])
         );
         assert!(parse(&["--ops", "5", "--duration", "3"]).is_err());
+        let c = parse(&["--prefix", "p/", "--op", "list"]).unwrap();
+        assert_eq!((c.list_prefix.as_str(), c.list_start_after), ("p/", None));
+        let c = parse(&[
+            "--op",
+            "list",
+            "--list-prefix",
+            "",
+            "--list-start-after",
+            "k/5",
+            "--list-min-keys",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(c.list_prefix, "");
+        assert_eq!(c.list_start_after.as_deref(), Some("k/5"));
+        assert!(parse(&["--list-max-keys", "10", "--list-min-keys", "11"]).is_err());
         assert!(matches!(parse(&["--ops", "5"]).unwrap().stop, Stop::Ops(5)));
     }
 }

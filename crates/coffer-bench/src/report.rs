@@ -52,6 +52,15 @@ pub struct PrepareReport {
 }
 
 #[derive(Serialize)]
+pub struct ListReport {
+    pub prefix: String,
+    pub start_after: Option<String>,
+    pub delimiter: Option<String>,
+    pub max_keys: u32,
+    pub min_keys: u32,
+}
+
+#[derive(Serialize)]
 pub struct Report {
     pub tool: &'static str,
     pub version: &'static str,
@@ -70,6 +79,9 @@ pub struct Report {
     pub tagged_bodies: bool,
     pub part_size: u64,
     pub range_size: u64,
+    /// What each list op asks for (present when the mix has `list`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListReport>,
     pub warmup_s: f64,
     /// Requested duration (`--duration`), or null with `--ops`.
     pub duration_s: Option<f64>,
@@ -161,6 +173,13 @@ pub fn build(cfg: &Config, outcome: &Outcome) -> Report {
         tagged_bodies: cfg.tag_bodies,
         part_size: cfg.part_size,
         range_size: cfg.range_size,
+        list: cfg.mix.contains(OpKind::List).then(|| ListReport {
+            prefix: cfg.list_prefix.clone(),
+            start_after: cfg.list_start_after.clone(),
+            delimiter: cfg.list_delimiter.clone(),
+            max_keys: cfg.list_max_keys,
+            min_keys: cfg.list_min_keys,
+        }),
         warmup_s: cfg.warmup.as_secs_f64(),
         duration_s: match cfg.stop {
             Stop::After(d) => Some(d.as_secs_f64()),

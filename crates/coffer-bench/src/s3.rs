@@ -195,6 +195,10 @@ pub struct S3 {
     part_size: u64,
     range_size: u64,
     list_max_keys: u32,
+    list_prefix: String,
+    list_start_after: Option<String>,
+    list_delimiter: Option<String>,
+    list_min_keys: u32,
     payload_mode: PayloadMode,
     ssec: Option<SsecHeaders>,
     /// The random bytes every PUT sends (slices of it for parts).
@@ -252,6 +256,10 @@ impl S3 {
             part_size: cfg.part_size,
             range_size: cfg.range_size,
             list_max_keys: cfg.list_max_keys,
+            list_prefix: cfg.list_prefix.clone(),
+            list_start_after: cfg.list_start_after.clone(),
+            list_delimiter: cfg.list_delimiter.clone(),
+            list_min_keys: cfg.list_min_keys,
             payload_mode: cfg.payload,
             ssec: cfg.ssec_key.as_ref().map(SsecHeaders::new).transpose()?,
             data: random_bytes(len)?,
@@ -460,14 +468,30 @@ impl S3 {
         Ok(())
     }
 
-    /// ListObjectsV2 of the first page under the prefix.
-    pub async fn list(&self, conn: &mut Conn, meter: &Meter) -> Result<(), OpError> {
-        let pq = format!(
-            "{}?list-type=2&max-keys={}&prefix={}",
-            self.bucket_path(),
+    /// The path and query of the list op: ListObjectsV2 of one page under the list prefix, with
+    /// the delimiter and after the start-after key when there are some.
+    fn list_path(&self) -> String {
+        let mut pq = format!("{}?", self.bucket_path());
+        if let Some(d) = &self.list_delimiter {
+            pq.push_str("delimiter=");
+            pq.extend(utf8_percent_encode(d, QUERY));
+            pq.push('&');
+        }
+        pq.push_str(&format!(
+            "list-type=2&max-keys={}&prefix={}",
             self.list_max_keys,
-            utf8_percent_encode(&self.prefix, QUERY)
-        );
+            utf8_percent_encode(&self.list_prefix, QUERY)
+        ));
+        if let Some(after) = &self.list_start_after {
+            pq.push_str("&start-after=");
+            pq.extend(utf8_percent_encode(after, QUERY));
+        }
+        pq
+    }
+
+    /// ListObjectsV2 of one page (see `list_path`), checking it has at least `list_min_keys` keys.
+    pub async fn list(&self, conn: &mut Conn, meter: &Meter) -> Result<(), OpError> {
+        let pq = self.list_path();
         let resp = self.send(conn, Req::new(Method::GET, &pq)).await?;
         let resp = expect(resp, &[StatusCode::OK]).await?;
         let xml = read_small(resp).await?;
@@ -477,6 +501,15 @@ impl S3 {
             return Err(OpError::Body(
                 "list answer is not a ListBucketResult".into(),
             ));
+        }
+        if self.list_min_keys > 0 {
+            let count = xml_field(&text, "KeyCount").and_then(|n| n.trim().parse::<u32>().ok());
+            if count.is_none_or(|n| n < self.list_min_keys) {
+                return Err(OpError::Body(format!(
+                    "list page has KeyCount {count:?}, expected at least {}",
+                    self.list_min_keys
+                )));
+            }
         }
         Ok(())
     }

@@ -1,12 +1,11 @@
 //! ListObjects (v1 and v2) over the ordered metadata keys: prefix, delimiter roll-up into
-//! common prefixes, markers, and page limits, without scanning past what a page needs.
+//! common prefixes, markers, and page limits, in one read transaction that reads only what a
+//! page needs: the keys it lists (and one more, to tell whether it is truncated), and one seek
+//! per common prefix however many keys roll up into it.
 
-use coffer_store::ObjectEntry;
+use coffer_store::{ObjectEntry, Visit};
 
 use crate::{Coffer, CoreError};
-
-/// Keys fetched from the store per scan.
-const SCAN_BATCH: usize = 1000;
 
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
@@ -51,7 +50,7 @@ impl Coffer {
         let mut page = ListPage::default();
 
         // Start after the marker; a marker that is itself a common prefix skips its whole group.
-        let (mut from, mut inclusive) = match params.after.as_deref() {
+        let (from, inclusive) = match params.after.as_deref() {
             Some(after) => match common_prefix(after, &params.prefix, delimiter) {
                 Some(cp) if cp == after => (past_prefix(cp), true),
                 _ => (after.as_bytes().to_vec(), false),
@@ -62,50 +61,36 @@ impl Coffer {
             return Ok(page);
         }
         let mut count = 0usize;
-        'scan: loop {
-            let batch = meta.scan_objects(bucket, &params.prefix, &from, inclusive, SCAN_BATCH)?;
-            let exhausted = batch.len() < SCAN_BATCH;
-            let mut next_from = None;
-            for entry in batch {
-                if entry.record.delete_marker {
-                    // Deleted in a versioned bucket: not listed, and rolls up into nothing.
-                    next_from = Some(entry.key.as_bytes().to_vec());
-                    continue;
-                }
-                let key_cp =
-                    common_prefix(&entry.key, &params.prefix, delimiter).map(str::to_owned);
-                if count == params.max_keys {
-                    page.is_truncated = true;
-                    break 'scan;
-                }
-                count += 1;
-                match key_cp {
-                    Some(cp) => {
-                        // Skip the rest of this group in the store, not here.
-                        next_from = Some(past_prefix(&cp));
-                        page.last = Some(cp.clone());
-                        page.common_prefixes.push(cp);
-                        break;
-                    }
-                    None => {
-                        page.last = Some(entry.key.clone());
-                        next_from = Some(entry.key.as_bytes().to_vec());
-                        page.objects.push(entry);
-                    }
-                }
+        meta.visit_objects(bucket, &params.prefix, &from, inclusive, |key, raw| {
+            // Deleted in a versioned bucket: not listed, and rolls up into nothing.
+            if raw.is_delete_marker()? {
+                return Ok(Visit::Next);
             }
-            match next_from {
-                Some(f) => {
-                    inclusive = f.last() == Some(&0xFF);
-                    let was_group_skip = inclusive;
-                    from = f;
-                    if exhausted && !was_group_skip {
-                        break;
+            if count == params.max_keys {
+                page.is_truncated = true;
+                return Ok(Visit::Stop);
+            }
+            count += 1;
+            Ok(match common_prefix(key, &params.prefix, delimiter) {
+                Some(cp) => {
+                    page.last = Some(cp.to_owned());
+                    page.common_prefixes.push(cp.to_owned());
+                    // The rest of the group is skipped in the store, not read here.
+                    Visit::Seek {
+                        from: past_prefix(cp),
+                        inclusive: true,
                     }
                 }
-                None => break,
-            }
-        }
+                None => {
+                    page.last = Some(key.to_owned());
+                    page.objects.push(ObjectEntry {
+                        key: key.to_owned(),
+                        record: raw.decode()?,
+                    });
+                    Visit::Next
+                }
+            })
+        })?;
         Ok(page)
     }
 }

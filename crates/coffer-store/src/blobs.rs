@@ -1,11 +1,41 @@
 //! Immutable blob files. A blob is written under `tmp/`, fsynced, renamed into
 //! `blobs/<xx>/<id>` and its directory fsynced; only then may a record reference it.
 
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// Blob files are spread over 256 directories named by the first byte of their id.
+const SHARDS: u64 = 256;
+
+fn is_blob_name(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// A blob id as a number (the GC keeps 16 bytes per reference instead of a string).
+pub(crate) fn id_number(s: &str) -> Option<u128> {
+    if is_blob_name(s) {
+        u128::from_str_radix(s, 16).ok()
+    } else {
+        None
+    }
+}
+
+/// The shard (directory) of a blob id.
+pub(crate) fn shard_of(id: u128) -> u64 {
+    // The top byte: the id's first two hex digits, the directory's name.
+    u64::try_from(id >> 120).unwrap_or(0)
+}
+
+/// Pass `pass` of `passes` covers these shards (together they cover all 256 once).
+pub(crate) fn shard_range(pass: u64, passes: u64) -> Range<u64> {
+    let passes = passes.clamp(1, SHARDS);
+    (pass * SHARDS / passes)..((pass + 1) * SHARDS / passes)
+}
 
 /// A blob's name: 128 random bits in hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -25,10 +55,7 @@ impl BlobId {
     /// Accepts only names this module could have produced, so a record can never point
     /// a path outside the blob directory.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-        .then(|| Self(s.to_owned()))
+        is_blob_name(s).then(|| Self(s.to_owned()))
     }
 }
 
@@ -96,24 +123,28 @@ impl BlobStore {
         Ok(removed)
     }
 
+    /// Deletes the files of the given shards that `referenced` does not claim and that are at
+    /// least `min_age` old.
     pub fn remove_unreferenced(
         &self,
-        referenced: &HashSet<String>,
+        shards: Range<u64>,
+        referenced: &dyn Fn(&str) -> bool,
         min_age: Duration,
     ) -> io::Result<GcReport> {
         let mut report = GcReport::default();
         let now = SystemTime::now();
-        for shard in fs::read_dir(&self.blobs)? {
-            let shard = shard?;
-            if !shard.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(shard.path())? {
+        for shard in shards {
+            let entries = match fs::read_dir(self.blobs.join(format!("{shard:02x}"))) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
                 let entry = entry?;
                 report.scanned += 1;
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if referenced.contains(name) {
+                if referenced(name) {
                     continue;
                 }
                 let age = entry
@@ -194,27 +225,48 @@ mod tests {
         drop(abandoned);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
 
-        let mut referenced = HashSet::new();
+        let none = |_: &str| false;
         let report = store
-            .remove_unreferenced(&referenced, Duration::from_secs(3600))
+            .remove_unreferenced(0..SHARDS, &none, Duration::from_secs(3600))
             .unwrap();
         assert_eq!(report.removed, 0, "young blobs survive a grace period");
-        referenced.insert(id.as_str().to_owned());
+        let it = |name: &str| name == id.as_str();
         assert_eq!(
             store
-                .remove_unreferenced(&referenced, Duration::ZERO)
+                .remove_unreferenced(0..SHARDS, &it, Duration::ZERO)
                 .unwrap()
                 .removed,
             0
         );
-        referenced.clear();
+        // Shards other than the blob's are not looked at.
+        let shard = shard_of(id_number(id.as_str()).unwrap());
+        let others = store
+            .remove_unreferenced(0..shard, &none, Duration::ZERO)
+            .unwrap();
+        assert_eq!((others.scanned, others.removed), (0, 0));
         assert_eq!(
             store
-                .remove_unreferenced(&referenced, Duration::ZERO)
+                .remove_unreferenced(shard..shard + 1, &none, Duration::ZERO)
                 .unwrap()
                 .removed,
             1
         );
+    }
+
+    #[test]
+    fn shard_ranges_cover_every_shard_once() {
+        for passes in [1, 2, 3, 7, 256] {
+            let mut covered = Vec::new();
+            for pass in 0..passes {
+                covered.extend(shard_range(pass, passes));
+            }
+            assert_eq!(covered, (0..SHARDS).collect::<Vec<_>>(), "{passes} passes");
+        }
+        let id = BlobId::new_random().unwrap();
+        let n = id_number(id.as_str()).unwrap();
+        assert_eq!(format!("{:02x}", shard_of(n)), id.as_str()[..2]);
+        assert_eq!(id_number("ABCDEF0123456789abcdef0123456789"), None);
+        assert_eq!(id_number("+bcdef0123456789abcdef0123456789"), None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod versions;
 pub use accounts::{AccessKeyRecord, AddAccessKeyOutcome, DeleteUserOutcome, UserRecord};
 pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
-pub use meta::{DeleteBucketOutcome, MetaStore, ObjectEntry};
+pub use meta::{DeleteBucketOutcome, META_CACHE_BYTES, MetaStore, ObjectEntry, RawObject, Visit};
 pub use records::{
     BucketRecord, CorsRule, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
 };
@@ -26,9 +26,13 @@ pub use versions::{
     ConditionFailure, VERSIONING_ENABLED, VERSIONING_SUSPENDED, WriteCondition, WriteOutcome,
 };
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Blob references one GC pass holds in memory (16 bytes each, so 8 MiB): a store with more
+/// records is collected in several passes, each over a range of the 256 blob shards, so the
+/// GC's memory stays bounded whatever the number of objects.
+const GC_IDS_PER_PASS: u64 = 1 << 19;
 
 /// The whole store: metadata plus blobs, rooted at one data directory.
 pub struct Store {
@@ -77,7 +81,115 @@ impl Store {
     /// `min_age` (a blob being written is renamed into place just before its record
     /// commits, so a running server must use a grace period; at start-up nothing is in flight).
     pub fn collect_garbage(&self, min_age: Duration) -> Result<GcReport, StoreError> {
-        let referenced: HashSet<String> = self.meta.referenced_blobs()?;
-        Ok(self.blobs.remove_unreferenced(&referenced, min_age)?)
+        self.collect_garbage_in_passes(min_age, GC_IDS_PER_PASS)
+    }
+
+    fn collect_garbage_in_passes(
+        &self,
+        min_age: Duration,
+        ids_per_pass: u64,
+    ) -> Result<GcReport, StoreError> {
+        let records = self.meta.blob_record_count()?;
+        let passes = records.div_ceil(ids_per_pass.max(1)).clamp(1, 256);
+        let mut report = GcReport::default();
+        for pass in 0..passes {
+            let shards = blobs::shard_range(pass, passes);
+            let mut ids: Vec<u128> =
+                Vec::with_capacity(usize::try_from(records / passes + 64).unwrap_or(0));
+            self.meta.for_each_referenced_blob(|blob| {
+                if let Some(id) = blobs::id_number(blob)
+                    && shards.contains(&blobs::shard_of(id))
+                {
+                    ids.push(id);
+                }
+            })?;
+            ids.sort_unstable();
+            ids.dedup();
+            let referenced = |name: &str| {
+                blobs::id_number(name).is_some_and(|id| ids.binary_search(&id).is_ok())
+            };
+            let r = self
+                .blobs
+                .remove_unreferenced(shards, &referenced, min_age)?;
+            report.scanned += r.scanned;
+            report.removed += r.removed;
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(blob: &str) -> ObjectRecord {
+        ObjectRecord {
+            version_id: "v".into(),
+            size: 1,
+            etag: "e".into(),
+            last_modified_ms: 0,
+            content_type: None,
+            content_encoding: None,
+            content_disposition: None,
+            content_language: None,
+            cache_control: None,
+            expires: None,
+            user_metadata: vec![],
+            checksum: None,
+            segments: vec![Segment {
+                blob: blob.into(),
+                part_number: 1,
+                size: 1,
+                stream_salt: None,
+                etag: String::new(),
+            }],
+            encryption: None,
+            delete_marker: false,
+            null_version: false,
+            upload_id: None,
+            acl: None,
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn gc_in_passes_keeps_every_referenced_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_and_recover(dir.path()).unwrap();
+        let bucket = BucketRecord {
+            owner: "o".into(),
+            created_ms: 0,
+            region: "r".into(),
+            versioning: None,
+            policy: None,
+            acl: None,
+            cors: None,
+        };
+        store.meta().create_bucket("b", &bucket).unwrap();
+        let blob = || {
+            let mut w = store.blobs().create_blocking().unwrap();
+            w.write_all_blocking(b"x").unwrap();
+            w.commit_blocking().unwrap()
+        };
+        let kept: Vec<BlobId> = (0..40).map(|_| blob()).collect();
+        let orphans: Vec<BlobId> = (0..40).map(|_| blob()).collect();
+        store
+            .meta()
+            .put_objects(
+                "b",
+                kept.iter()
+                    .enumerate()
+                    .map(|(i, id)| (format!("k{i}"), record(id.as_str()))),
+            )
+            .unwrap();
+        // One reference per pass: 40 passes over 40 shard ranges.
+        let report = store.collect_garbage_in_passes(Duration::ZERO, 1).unwrap();
+        assert_eq!((report.scanned, report.removed), (80, 40));
+        for id in &kept {
+            assert!(store.blobs().path_of(id).exists());
+        }
+        for id in &orphans {
+            assert!(!store.blobs().path_of(id).exists());
+        }
     }
 }

@@ -1,14 +1,20 @@
 //! The metadata store: buckets and object records in redb. Each mutation is one write
 //! transaction committed with immediate durability (fsync) before the caller acknowledges it.
 
+#[cfg(test)]
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::records::{decode, encode};
-use crate::{BucketRecord, ObjectRecord, PartRecord, StoreError};
+use crate::records::{BlobRef, DeleteMarkerFlag, SegmentRefs, decode, decode_borrowed, encode};
+use crate::{BucketRecord, ObjectRecord, StoreError};
+
+/// Memory redb may use to cache pages of the metadata file (its default is 1 GiB, which a
+/// large bucket fills: every page the start-up GC pass reads stays cached). The OS page cache
+/// still holds the file; this only bounds the process's own copy.
+pub const META_CACHE_BYTES: usize = 16 << 20;
 
 pub(crate) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 /// Key: bucket name, 0x00, object key. Bucket names never contain 0x00, and the byte order
@@ -30,6 +36,31 @@ pub struct MetaStore {
 pub struct ObjectEntry {
     pub key: String,
     pub record: ObjectRecord,
+}
+
+/// What a [`MetaStore::visit_objects`] visitor wants next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// The next key.
+    Next,
+    /// Jump to these raw key bytes (inclusive or not), e.g. past a whole common prefix.
+    Seek { from: Vec<u8>, inclusive: bool },
+    /// Done.
+    Stop,
+}
+
+/// One object record met by [`MetaStore::visit_objects`], decoded only when asked.
+pub struct RawObject<'a>(&'a [u8]);
+
+impl RawObject<'_> {
+    pub fn decode(&self) -> Result<ObjectRecord, StoreError> {
+        decode(self.0)
+    }
+
+    /// Reads only the delete-marker flag.
+    pub fn is_delete_marker(&self) -> Result<bool, StoreError> {
+        Ok(decode_borrowed::<DeleteMarkerFlag>(self.0)?.delete_marker)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -71,7 +102,9 @@ pub(crate) fn object_key(bucket: &str, key: &str) -> Vec<u8> {
 
 impl MetaStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path)?;
+        let db = redb::Builder::new()
+            .set_cache_size(META_CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(BUCKETS)?;
         txn.open_table(OBJECTS)?;
@@ -283,28 +316,97 @@ impl MetaStore {
         Ok(out)
     }
 
-    /// Every blob id a committed record references.
-    pub fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
+    /// Walks the objects of `bucket` whose keys start with `prefix`, in key order, from the raw
+    /// key bytes `from` (inclusive or not), in one read transaction: `visit` sees each key with
+    /// its undecoded record and says whether to go on, jump ahead or stop. A jump is one B-tree
+    /// seek, so a listing can skip a common prefix of any size without reading its keys.
+    pub fn visit_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: &[u8],
+        inclusive: bool,
+        mut visit: impl FnMut(&str, RawObject<'_>) -> Result<Visit, StoreError>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(OBJECTS)?;
+        let bucket_prefix = object_key(bucket, "");
+        let full_prefix = object_key(bucket, prefix);
+        let (mut from, mut inclusive) = (from.to_vec(), inclusive);
+        'seek: loop {
+            let mut start = bucket_prefix.clone();
+            start.extend_from_slice(&from);
+            let lower = if start < full_prefix {
+                Bound::Included(full_prefix.as_slice())
+            } else if inclusive {
+                Bound::Included(start.as_slice())
+            } else {
+                Bound::Excluded(start.as_slice())
+            };
+            for item in table.range((lower, Bound::<&[u8]>::Unbounded))? {
+                let (k, v) = item?;
+                let k = k.value();
+                if !k.starts_with(&full_prefix) {
+                    return Ok(());
+                }
+                let key = std::str::from_utf8(&k[bucket_prefix.len()..])
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                match visit(key, RawObject(v.value()))? {
+                    Visit::Next => {}
+                    Visit::Stop => return Ok(()),
+                    Visit::Seek {
+                        from: f,
+                        inclusive: i,
+                    } => {
+                        (from, inclusive) = (f, i);
+                        continue 'seek;
+                    }
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// How many records may reference blobs (objects, versions, parts): an estimate of the
+    /// references [`for_each_referenced_blob`](Self::for_each_referenced_blob) reports
+    /// (multipart objects reference one blob per part).
+    pub fn blob_record_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(OBJECTS)?.len()?
+            + txn.open_table(VERSIONS)?.len()?
+            + txn.open_table(PARTS)?.len()?)
+    }
+
+    /// Calls `f` with every blob id a committed record references, from one snapshot. Only the
+    /// blob fields are decoded, borrowed: nothing is allocated per record but its segment list.
+    pub fn for_each_referenced_blob(&self, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        for table in [OBJECTS, VERSIONS] {
+            for item in txn.open_table(table)?.iter()? {
+                let (_, v) = item?;
+                let value = v.value();
+                let refs: SegmentRefs<'_> = decode_borrowed(value)?;
+                for seg in refs.segments {
+                    f(seg.blob);
+                }
+            }
+        }
+        for item in txn.open_table(PARTS)?.iter()? {
+            let (_, v) = item?;
+            let value = v.value();
+            let part: BlobRef<'_> = decode_borrowed(value)?;
+            f(part.blob);
+        }
+        Ok(())
+    }
+
+    /// Every blob id a committed record references (tests; the GC uses the scan above).
+    #[cfg(test)]
+    pub(crate) fn referenced_blobs(&self) -> Result<HashSet<String>, StoreError> {
         let mut set = HashSet::new();
-        for item in table.iter()? {
-            let (_, v) = item?;
-            let record: ObjectRecord = decode(v.value())?;
-            set.extend(record.segments.into_iter().map(|s| s.blob));
-        }
-        let versions = txn.open_table(VERSIONS)?;
-        for item in versions.iter()? {
-            let (_, v) = item?;
-            let record: ObjectRecord = decode(v.value())?;
-            set.extend(record.segments.into_iter().map(|s| s.blob));
-        }
-        let parts = txn.open_table(PARTS)?;
-        for item in parts.iter()? {
-            let (_, v) = item?;
-            let part: PartRecord = decode(v.value())?;
-            set.insert(part.blob);
-        }
+        self.for_each_referenced_blob(|b| {
+            set.insert(b.to_owned());
+        })?;
         Ok(set)
     }
 }
@@ -342,6 +444,122 @@ mod tests {
             acl: None,
             tags: Vec::new(),
         }
+    }
+
+    #[test]
+    fn bulk_puts_commit_like_single_puts() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+        let rec = BucketRecord {
+            owner: "o".into(),
+            created_ms: 1,
+            region: "r".into(),
+            versioning: None,
+            policy: None,
+            acl: None,
+            cors: None,
+        };
+        assert!(matches!(
+            meta.put_objects("b", [("k".to_owned(), object("x"))]),
+            Err(StoreError::NoSuchBucket)
+        ));
+        meta.create_bucket("b", &rec).unwrap();
+        meta.put_object("b", "k/1", object("old"), None).unwrap();
+        let dropped = meta
+            .put_objects(
+                "b",
+                (0..5).map(|i| (format!("k/{i}"), object(&format!("blob{i}")))),
+            )
+            .unwrap();
+        // The overwritten record comes back, as from put_object.
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].segments[0].blob, "old");
+        let listed = meta.scan_objects("b", "k/", b"", true, 100).unwrap();
+        assert_eq!(listed.len(), 5);
+        assert_eq!(listed[1].key, "k/1");
+        assert_eq!(listed[1].record, object("blob1"));
+        assert_eq!(meta.object("b", "k/4").unwrap(), Some(object("blob4")));
+        // Versioned buckets get version rows, as single puts do.
+        meta.set_versioning("b", crate::VERSIONING_ENABLED).unwrap();
+        let mut v = object("v2");
+        v.version_id = "00000000000000000000000000000001".into();
+        meta.put_objects("b", [("k/0".to_owned(), v)]).unwrap();
+        assert_eq!(
+            meta.scan_versions("b", "k/0", "", None, 10).unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn visits_seek_and_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+        let rec = BucketRecord {
+            owner: "o".into(),
+            created_ms: 1,
+            region: "r".into(),
+            versioning: None,
+            policy: None,
+            acl: None,
+            cors: None,
+        };
+        meta.create_bucket("b", &rec).unwrap();
+        meta.create_bucket("b2", &rec).unwrap();
+        let mut marker = object("m");
+        marker.delete_marker = true;
+        meta.put_objects(
+            "b",
+            ["a/1", "a/2", "a/3", "b", "c/1", "c/2", "d"]
+                .into_iter()
+                .map(|k| (k.to_owned(), object(k)))
+                .chain([("c/3".to_owned(), marker)]),
+        )
+        .unwrap();
+        meta.put_object("b2", "a/0", object("other"), None).unwrap();
+        // Jump past every group ending in '/', stop at "d".
+        let mut seen = Vec::new();
+        meta.visit_objects("b", "", b"", true, |key, raw| {
+            seen.push((key.to_owned(), raw.is_delete_marker()?));
+            if key == "d" {
+                return Ok(Visit::Stop);
+            }
+            Ok(match key.find('/') {
+                Some(i) => {
+                    let mut past = key.as_bytes()[..=i].to_vec();
+                    past.push(0xFF);
+                    Visit::Seek {
+                        from: past,
+                        inclusive: true,
+                    }
+                }
+                None => Visit::Next,
+            })
+        })
+        .unwrap();
+        let keys: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a/1", "b", "c/1", "d"]);
+        // Under a prefix, after a key, with lazily decoded records.
+        let mut seen = Vec::new();
+        meta.visit_objects("b", "c/", b"c/1", false, |key, raw| {
+            seen.push((key.to_owned(), raw.is_delete_marker()?, raw.decode()?.etag));
+            Ok(Visit::Next)
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("c/2".to_owned(), false, "e".to_owned()),
+                ("c/3".to_owned(), true, "e".to_owned())
+            ]
+        );
+        // A start before the prefix is clamped to it; nothing leaks from bucket "b2".
+        let mut n = 0;
+        meta.visit_objects("b", "a/", b"", true, |_, _| {
+            n += 1;
+            Ok(Visit::Next)
+        })
+        .unwrap();
+        assert_eq!(n, 3);
     }
 
     #[test]

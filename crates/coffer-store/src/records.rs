@@ -25,6 +25,38 @@ pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, St
     }
 }
 
+/// Decodes a record that borrows from `bytes` (e.g. only the fields a scan needs).
+pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, rest)) => {
+            rmp_serde::from_slice(rest).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+        Some((&other, _)) => Err(StoreError::UnknownFormat(other)),
+        None => Err(StoreError::Corrupt("empty record".into())),
+    }
+}
+
+/// The blob a segment or part record names, and nothing else of it.
+#[derive(Deserialize)]
+pub(crate) struct BlobRef<'a> {
+    #[serde(borrow)]
+    pub(crate) blob: &'a str,
+}
+
+/// The blobs an object record names, and nothing else of it.
+#[derive(Deserialize)]
+pub(crate) struct SegmentRefs<'a> {
+    #[serde(borrow, default)]
+    pub(crate) segments: Vec<BlobRef<'a>>,
+}
+
+/// Whether an object record is a delete marker, and nothing else of it.
+#[derive(Deserialize)]
+pub(crate) struct DeleteMarkerFlag {
+    #[serde(default)]
+    pub(crate) delete_marker: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BucketRecord {
     /// The user name of the owner.

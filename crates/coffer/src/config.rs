@@ -35,6 +35,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Manage users and access keys of a running server (as its root user, over HTTPS).
     Admin(crate::admin_cli::AdminArgs),
+    /// Developer tools (benchmarks): see crates/coffer/src/dev_cli.rs.
+    #[command(hide = true)]
+    Dev(crate::dev_cli::DevArgs),
 }
 
 #[derive(Args, Debug, Default)]

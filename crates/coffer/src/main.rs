@@ -5,6 +5,7 @@ mod admin_cli;
 mod chunk_guard;
 mod config;
 mod credentials;
+mod dev_cli;
 mod drain;
 mod form_prelude;
 mod logging;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(config::Command::Server(args)) => args,
         Some(config::Command::Admin(args)) => return admin_cli::run(args),
+        Some(config::Command::Dev(args)) => return dev_cli::run(args),
         None => cli.server,
     };
     let settings = match config::Settings::resolve(args) {
