@@ -444,10 +444,14 @@ impl Coffer {
         }
         let shown_version = self
             .blocking(move |store| {
-                let unconditional = conditions.is_empty();
-                let check = move |c: Option<&ObjectRecord>| conditions.check(c);
-                let condition: Option<&coffer_store::WriteCondition> =
-                    if unconditional { None } else { Some(&check) };
+                let condition: Option<coffer_store::SharedWriteCondition> = if conditions.is_empty()
+                {
+                    None
+                } else {
+                    Some(std::sync::Arc::new(move |c: Option<&ObjectRecord>| {
+                        conditions.check(c)
+                    }))
+                };
                 let done = store
                     .meta()
                     .complete_upload(&b, &k, &u, &record, &used, condition)?;

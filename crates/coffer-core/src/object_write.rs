@@ -198,10 +198,14 @@ impl Coffer {
         let (bucket, key, conditions) = (req.bucket, req.key, req.conditions);
         let outcome = self
             .blocking(move |store| {
-                let unconditional = conditions.is_empty();
-                let check = move |c: Option<&ObjectRecord>| conditions.check(c);
-                let condition: Option<&coffer_store::WriteCondition> =
-                    if unconditional { None } else { Some(&check) };
+                let condition: Option<coffer_store::SharedWriteCondition> = if conditions.is_empty()
+                {
+                    None
+                } else {
+                    Some(std::sync::Arc::new(move |c: Option<&ObjectRecord>| {
+                        conditions.check(c)
+                    }))
+                };
                 match store.meta().put_object(&bucket, &key, record, condition) {
                     Ok(outcome) => {
                         for old in &outcome.dropped {

@@ -96,10 +96,12 @@ impl Coffer {
         };
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.blocking(move |s| {
-            Ok(s.meta()
-                .update_object_version(&bucket, &key, version_id.as_deref(), |rec| {
-                    rec.tags.clone_from(&tags)
-                })?)
+            Ok(s.meta().update_object_version(
+                &bucket,
+                &key,
+                version_id.as_deref(),
+                move |rec| rec.tags.clone_from(&tags),
+            )?)
         })
         .await?
         .map(|rec| rec.exposed_version_id().to_owned())

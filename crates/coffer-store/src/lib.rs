@@ -9,6 +9,7 @@
 mod accounts;
 mod blobs;
 mod error;
+mod group_commit;
 mod meta;
 mod records;
 mod uploads;
@@ -17,13 +18,15 @@ mod versions;
 pub use accounts::{AccessKeyRecord, AddAccessKeyOutcome, DeleteUserOutcome, UserRecord};
 pub use blobs::{BlobId, BlobStore, BlobWriter, GcReport};
 pub use error::StoreError;
+pub use group_commit::CommitStats;
 pub use meta::{DeleteBucketOutcome, META_CACHE_BYTES, MetaStore, ObjectEntry, RawObject, Visit};
 pub use records::{
     BucketRecord, CorsRule, EncryptionRecord, ObjectRecord, PartRecord, Segment, UploadRecord,
 };
 pub use uploads::CompletedUpload;
 pub use versions::{
-    ConditionFailure, VERSIONING_ENABLED, VERSIONING_SUSPENDED, WriteCondition, WriteOutcome,
+    ConditionFailure, SharedWriteCondition, VERSIONING_ENABLED, VERSIONING_SUSPENDED,
+    WriteCondition, WriteOutcome,
 };
 
 use std::path::{Path, PathBuf};
