@@ -235,6 +235,7 @@ impl Coffer {
         let (mut written, checksum) = self
             .receive_body(
                 body,
+                crate::object_write::BlobPlace::File,
                 want_md5,
                 content_md5,
                 checksum,
@@ -249,9 +250,17 @@ impl Coffer {
         };
         let size = written.plaintext_len;
         let writer = written.writer;
-        let blob = self
+        let blob = match self
             .blocking(move |_| Ok(writer.commit_blocking()?))
-            .await?;
+            .await?
+        {
+            coffer_store::StoredBlob::File(id) => id,
+            coffer_store::StoredBlob::Inline(_) => {
+                return Err(CoreError::Internal(
+                    "a part was not written to a file".into(),
+                ));
+            }
+        };
         let part = PartRecord {
             part_number: req.part_number,
             size,
@@ -428,6 +437,7 @@ impl Coffer {
                     size: p.size,
                     stream_salt: p.stream_salt,
                     etag: p.etag,
+                    inline: false,
                 })
                 .collect(),
             encryption: upload.encryption,

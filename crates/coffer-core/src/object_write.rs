@@ -1,4 +1,6 @@
-//! PutObject: body stream → hashes → (SSE-C chunk cipher) → temp blob → fsync → metadata commit.
+//! PutObject: body stream → hashes → (SSE-C chunk cipher) → blob → metadata commit. A blob of
+//! at most `coffer_store::INLINE_MAX` stored bytes stays in memory and is committed inside the
+//! metadata transaction; a larger one is a temp file, fsynced and renamed before that commit.
 //!
 //! Hashing, encryption and file writes run on one blocking thread per upload, fed through a
 //! small bounded channel, so the reactor threads only move bytes off the socket and memory
@@ -8,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use coffer_sse::{StreamEncryptor, StreamSalt};
-use coffer_store::{BlobId, EncryptionRecord, ObjectRecord, Segment, Store};
+use coffer_store::{EncryptionRecord, ObjectRecord, Segment, Store, StoredBlob};
 use futures::StreamExt as _;
 use md5::Digest as _;
 
@@ -85,6 +87,15 @@ pub(crate) struct WrittenBlob {
     checksum: Option<String>,
 }
 
+/// Where a new blob may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlobPlace {
+    /// In the metadata store when its stored bytes end within the inline limit, else a file.
+    InlineIfSmall,
+    /// Always a file (multipart parts, whose records are not object versions).
+    File,
+}
+
 /// How a body is encrypted on its way to disk.
 pub(crate) struct Sealing {
     pub(crate) encryptor: StreamEncryptor,
@@ -148,6 +159,7 @@ impl Coffer {
         let (written, checksum) = self
             .receive_body(
                 body,
+                BlobPlace::InlineIfSmall,
                 want_md5,
                 content_md5,
                 req.checksum,
@@ -161,12 +173,10 @@ impl Coffer {
             _ => random_etag()?,
         };
         let size = written.plaintext_len;
-        let blob = self
-            .blocking(move |_| Ok(written.writer.commit_blocking()?))
-            .await?;
+        let writer = written.writer;
 
         let last_modified_ms = now_ms();
-        let record = ObjectRecord {
+        let mut record = ObjectRecord {
             version_id: version_id.clone(),
             size,
             etag: etag.clone(),
@@ -182,11 +192,13 @@ impl Coffer {
                 .as_ref()
                 .map(|(a, v)| (a.as_str().to_owned(), v.clone())),
             segments: vec![Segment {
-                blob: blob.as_str().to_owned(),
+                blob: writer.id().as_str().to_owned(),
                 part_number: 1,
                 size,
                 stream_salt: stream_salt.map(|s| s.0),
                 etag: etag.clone(),
+                // Set once the writer says where the bytes went.
+                inline: false,
             }],
             encryption,
             delete_marker: false,
@@ -198,6 +210,13 @@ impl Coffer {
         let (bucket, key, conditions) = (req.bucket, req.key, req.conditions);
         let outcome = self
             .blocking(move |store| {
+                // A file blob is made durable first; inline bytes go in the record's transaction.
+                let stored = writer.commit_blocking()?;
+                record.segments[0].inline = stored.is_inline();
+                let file = match &stored {
+                    StoredBlob::File(id) => Some(id.clone()),
+                    StoredBlob::Inline(_) => None,
+                };
                 let condition: Option<coffer_store::SharedWriteCondition> = if conditions.is_empty()
                 {
                     None
@@ -206,7 +225,13 @@ impl Coffer {
                         conditions.check(c)
                     }))
                 };
-                match store.meta().put_object(&bucket, &key, record, condition) {
+                match store.meta().put_object(
+                    &bucket,
+                    &key,
+                    record,
+                    stored.into_inline(),
+                    condition,
+                ) {
                     Ok(outcome) => {
                         for old in &outcome.dropped {
                             remove_blobs(store, old);
@@ -214,8 +239,10 @@ impl Coffer {
                         Ok(outcome)
                     }
                     Err(e) => {
-                        // The record never committed: its blob is ours to remove.
-                        let _ = store.blobs().remove_blocking(&blob);
+                        // The record never committed: its blob file is ours to remove.
+                        if let Some(id) = file {
+                            let _ = store.blobs().remove_blocking(&id);
+                        }
                         Err(e.into())
                     }
                 }
@@ -236,11 +263,13 @@ impl Coffer {
         })
     }
 
-    /// Receives a body into a temp blob and checks it against everything the client declared:
+    /// Receives a body into a new blob and checks it against everything the client declared:
     /// length, Content-MD5, and the `x-amz-checksum-*` value (header or trailer).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn receive_body(
         &self,
         body: ByteStream<BoxError>,
+        place: BlobPlace,
         want_md5: bool,
         content_md5: Option<[u8; 16]>,
         checksum: ExpectedChecksum,
@@ -256,6 +285,7 @@ impl Coffer {
         let mut written = self
             .write_blob(
                 body,
+                place,
                 want_md5,
                 algorithm.map(ChecksumHasher::new),
                 sealing,
@@ -301,19 +331,25 @@ impl Coffer {
         Ok((written, checksum))
     }
 
-    /// Streams `body` into a new temp blob on a blocking thread. On any error the temp file
-    /// is removed (the writer's `Drop`).
+    /// Streams `body` into a new blob on a blocking thread. On any error the temp file (if the
+    /// blob got one) is removed (the writer's `Drop`).
     async fn write_blob(
         &self,
         mut body: ByteStream<BoxError>,
+        place: BlobPlace,
         want_md5: bool,
         checksum: Option<ChecksumHasher>,
         sealing: Option<Sealing>,
         expected_len: Option<u64>,
     ) -> Result<WrittenBlob, CoreError> {
-        let writer = self
-            .blocking(|store| Ok(store.blobs().create_blocking()?))
-            .await?;
+        let writer = match place {
+            // No I/O until the body outgrows the inline limit.
+            BlobPlace::InlineIfSmall => self.store().blobs().writer()?,
+            BlobPlace::File => {
+                self.blocking(|store| Ok(store.blobs().create_blocking()?))
+                    .await?
+            }
+        };
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(PIPELINE_DEPTH);
         let task = tokio::task::spawn_blocking(move || {
             write_pipeline(writer, rx, want_md5, checksum, sealing)
@@ -415,13 +451,8 @@ pub(crate) fn random_etag() -> Result<String, CoreError> {
     Ok(hex::encode(bytes))
 }
 
-/// Best-effort removal of a replaced or deleted record's blobs; GC catches what this misses.
+/// Best-effort removal of a replaced or deleted record's blob files; GC catches what this
+/// misses. (Its inline bytes, if any, went with the transaction that dropped it.)
 pub(crate) fn remove_blobs(store: &Store, record: &ObjectRecord) {
-    for seg in &record.segments {
-        if let Some(id) = BlobId::parse(&seg.blob)
-            && let Err(e) = store.blobs().remove_blocking(&id)
-        {
-            tracing::warn!(blob = %seg.blob, error = %e, "could not remove a replaced blob; GC will retry");
-        }
-    }
+    store.remove_dropped_blob_files_blocking(record);
 }

@@ -494,6 +494,7 @@ mod tests {
                 size: 1,
                 stream_salt: None,
                 etag: String::new(),
+                inline: false,
             }],
             encryption: None,
             delete_marker: false,
@@ -515,7 +516,7 @@ mod tests {
         };
         let other = {
             let (meta, rec) = (Arc::clone(&meta), object("x"));
-            std::thread::spawn(move || meta.put_object("b", "other", rec, None))
+            std::thread::spawn(move || meta.put_object("b", "other", rec, None, None))
         };
         assert!(matches!(
             complete.join().unwrap(),

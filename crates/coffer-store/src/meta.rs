@@ -118,6 +118,7 @@ impl MetaStore {
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
         txn.open_table(VERSIONS)?;
+        txn.open_table(crate::inline::INLINE)?;
         txn.open_table(crate::accounts::USERS)?;
         txn.open_table(crate::accounts::ACCESS_KEYS)?;
         txn.commit()?;
@@ -461,6 +462,7 @@ mod tests {
                 size: 1,
                 stream_salt: None,
                 etag: String::new(),
+                inline: false,
             }],
             encryption: None,
             delete_marker: false,
@@ -489,7 +491,8 @@ mod tests {
             Err(StoreError::NoSuchBucket)
         ));
         meta.create_bucket("b", &rec).unwrap();
-        meta.put_object("b", "k/1", object("old"), None).unwrap();
+        meta.put_object("b", "k/1", object("old"), None, None)
+            .unwrap();
         let dropped = meta
             .put_objects(
                 "b",
@@ -540,7 +543,8 @@ mod tests {
                 .chain([("c/3".to_owned(), marker)]),
         )
         .unwrap();
-        meta.put_object("b2", "a/0", object("other"), None).unwrap();
+        meta.put_object("b2", "a/0", object("other"), None, None)
+            .unwrap();
         // Jump past every group ending in '/', stop at "d".
         let mut seen = Vec::new();
         meta.visit_objects("b", "", b"", true, |key, raw| {
@@ -603,15 +607,16 @@ mod tests {
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());
         assert!(matches!(
-            meta.put_object("nope", "k", object("x"), None),
+            meta.put_object("nope", "k", object("x"), None, None),
             Err(StoreError::NoSuchBucket)
         ));
         for k in ["a", "a/1", "a/2", "b", "c/x"] {
-            meta.put_object("b", k, object(k), None).unwrap();
+            meta.put_object("b", k, object(k), None, None).unwrap();
         }
         // a bucket whose name is a prefix of another must not leak into its scans
         meta.create_bucket("bb", &rec).unwrap();
-        meta.put_object("bb", "zzz", object("zzz"), None).unwrap();
+        meta.put_object("bb", "zzz", object("zzz"), None, None)
+            .unwrap();
         let keys = |v: Vec<ObjectEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
         assert_eq!(
             keys(meta.scan_objects("b", "", b"", true, 100).unwrap()),

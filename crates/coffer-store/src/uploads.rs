@@ -169,6 +169,7 @@ impl MetaStore {
                 &bucket,
                 &key,
                 object.clone(),
+                None,
                 condition.as_deref(),
             )?;
             Ok(CompletedUpload {

@@ -14,7 +14,7 @@ use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::meta::{BUCKETS, OBJECTS, VERSIONS, object_key};
 use crate::records::{decode, encode};
-use crate::{BucketRecord, MetaStore, ObjectRecord, StoreError};
+use crate::{BucketRecord, InlineBlob, MetaStore, ObjectRecord, StoreError, inline};
 
 pub const VERSIONING_ENABLED: &str = "Enabled";
 pub const VERSIONING_SUSPENDED: &str = "Suspended";
@@ -142,14 +142,18 @@ fn find_null_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(None)
 }
 
-/// Makes `record` the current version of `bucket/key` under the bucket's versioning state.
+/// Makes `record` the current version of `bucket/key` under the bucket's versioning state,
+/// with `data` (the inline bytes its segment names, if it has them). The inline bytes of the
+/// versions this drops go in the same transaction.
 pub(crate) fn write_current(
     txn: &WriteTransaction,
     bucket: &str,
     key: &str,
     mut record: ObjectRecord,
+    data: Option<&InlineBlob>,
     condition: Option<&WriteCondition>,
 ) -> Result<WriteOutcome, StoreError> {
+    inline::check_owner(&record, data)?;
     let state = bucket_record(txn, bucket)?.versioning;
     let okey = object_key(bucket, key);
     let mut objects = txn.open_table(OBJECTS)?;
@@ -188,22 +192,36 @@ pub(crate) fn write_current(
             objects.insert(okey.as_slice(), encode(&record)?.as_slice())?;
         }
     }
+    drop(objects);
+    if let Some(blob) = data {
+        inline::insert(txn, blob)?;
+    }
+    inline::free_dropped(txn, &outcome.dropped, Some(&record))?;
     outcome.written = Some(record);
     Ok(outcome)
 }
 
 impl MetaStore {
-    /// Commits `record` as the current version of `bucket/key`.
+    /// Commits `record` as the current version of `bucket/key`, and with it `data`, the inline
+    /// bytes its segment names (when the blob is inline rather than a file), in one transaction.
     pub fn put_object(
         &self,
         bucket: &str,
         key: &str,
         record: ObjectRecord,
+        data: Option<InlineBlob>,
         condition: Option<SharedWriteCondition>,
     ) -> Result<WriteOutcome, StoreError> {
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.write(move |txn| {
-            write_current(txn, &bucket, &key, record.clone(), condition.as_deref())
+            write_current(
+                txn,
+                &bucket,
+                &key,
+                record.clone(),
+                data.as_ref(),
+                condition.as_deref(),
+            )
         })
     }
 
@@ -221,7 +239,8 @@ impl MetaStore {
         self.write(move |txn| {
             let mut dropped = Vec::new();
             for (key, record) in &objects {
-                dropped.extend(write_current(txn, &bucket, key, record.clone(), None)?.dropped);
+                dropped
+                    .extend(write_current(txn, &bucket, key, record.clone(), None, None)?.dropped);
             }
             Ok(dropped)
         })
@@ -239,7 +258,7 @@ impl MetaStore {
         self.write(move |txn| {
             let state = bucket_record(txn, &bucket)?.versioning;
             match (state, marker.clone()) {
-                (Some(_), Some(marker)) => write_current(txn, &bucket, &key, marker, None),
+                (Some(_), Some(marker)) => write_current(txn, &bucket, &key, marker, None, None),
                 _ => {
                     let mut objects = txn.open_table(OBJECTS)?;
                     let old = objects.remove(object_key(&bucket, &key).as_slice())?;
@@ -247,6 +266,7 @@ impl MetaStore {
                     if let Some(v) = old {
                         outcome.dropped.push(decode(v.value())?);
                     }
+                    inline::free_dropped(txn, &outcome.dropped, None)?;
                     Ok(outcome)
                 }
             }
@@ -321,6 +341,8 @@ impl MetaStore {
                     }
                 }
             };
+            drop(objects);
+            inline::free_dropped(txn, removed.as_slice(), None)?;
             Ok(removed)
         })
     }
