@@ -358,7 +358,8 @@ mod tests {
         let (_dir, meta) = store();
         put(&meta, "b", "before").unwrap();
         let leader = hold_leader(&meta, 4);
-        let spawn = |f: Box<dyn FnOnce(&MetaStore) -> Result<(), StoreError> + Send>| {
+        type Op = Box<dyn FnOnce(&MetaStore) -> Result<(), StoreError> + Send>;
+        let spawn = |f: Op| {
             let meta = Arc::clone(&meta);
             std::thread::spawn(move || f(&meta))
         };
