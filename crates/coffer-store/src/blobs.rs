@@ -265,6 +265,17 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Appends bytes only if the blob stays in memory (within the inline limit), so without
+    /// any I/O; returns false, having written nothing, if they would make it a file.
+    pub fn write_inline(&mut self, buf: &[u8]) -> bool {
+        if self.file.is_some() || self.buffer.len() + buf.len() > self.inline_max {
+            return false;
+        }
+        self.buffer.extend_from_slice(buf);
+        self.written += buf.len() as u64;
+        true
+    }
+
     /// Turns the blob into a temp file holding what was buffered.
     fn spill(&mut self) -> io::Result<()> {
         let mut file = File::options()
