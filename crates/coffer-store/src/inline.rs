@@ -9,7 +9,8 @@
 //!   replacement of a null version, delete, delete of that version id).
 //!
 //! So a crash cannot leave an orphan or a dangling reference, and a GC pass only has to check
-//! that this still holds (a count, in one snapshot) and clean up should a bug ever break it.
+//! that this still holds (a count, in the snapshot it reads the records from anyway) and clean
+//! up should a bug ever break it.
 
 use std::collections::HashMap;
 
@@ -17,8 +18,8 @@ use redb::{
     ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 
-use crate::meta::{BUCKETS, OBJECTS, VERSIONS};
-use crate::records::{SegmentRefs, decode, decode_borrowed};
+use crate::meta::{BUCKETS, OBJECTS, PARTS, VERSIONS};
+use crate::records::{BlobRef, SegmentRefs, decode, decode_borrowed};
 use crate::{BucketRecord, InlineBlob, MetaStore, ObjectRecord, StoreError};
 
 /// Key: blob id (32 lowercase hex digits, as in segments). Value: the stored bytes.
@@ -165,41 +166,67 @@ impl MetaStore {
 }
 
 /// Counts the inline segments of every object version, each once (and collects their ids).
-/// A bucket that has had versioning keeps every version in VERSIONS and a copy of the current
-/// one in OBJECTS; a bucket that never had it keeps its versions in OBJECTS only.
 fn inline_references(
     txn: &redb::ReadTransaction,
     mut collect: Option<&mut Vec<String>>,
 ) -> Result<u64, StoreError> {
+    let mut n = 0u64;
+    visit_references(txn, |blob, inline, owner| {
+        if inline && owner {
+            n += 1;
+            if let Some(ids) = collect.as_deref_mut() {
+                ids.push(blob.to_owned());
+            }
+        }
+    })?;
+    Ok(n)
+}
+
+/// Walks every blob reference of every record (objects, versions, parts) in one snapshot:
+/// `visit(blob, inline, owner)`. A bucket that has had versioning keeps every version in
+/// VERSIONS and a copy of the current one in OBJECTS; `owner` is true for exactly one of the
+/// records of each version (the one in VERSIONS then, else the one in OBJECTS; parts always).
+pub(crate) fn visit_references(
+    txn: &redb::ReadTransaction,
+    mut visit: impl FnMut(&str, bool, bool),
+) -> Result<(), StoreError> {
     let mut versioned: HashMap<String, bool> = HashMap::new();
     for item in txn.open_table(BUCKETS)?.iter()? {
         let (k, v) = item?;
         let rec: BucketRecord = decode(v.value())?;
         versioned.insert(k.value().to_owned(), rec.versioning.is_some());
     }
-    let mut n = 0u64;
-    let mut count = |value: &[u8]| -> Result<(), StoreError> {
-        let refs: SegmentRefs<'_> = decode_borrowed(value)?;
-        for seg in refs.segments.iter().filter(|s| s.inline) {
-            n += 1;
-            if let Some(ids) = collect.as_deref_mut() {
-                ids.push(seg.blob.to_owned());
-            }
-        }
-        Ok(())
-    };
     for item in txn.open_table(VERSIONS)?.iter()? {
         let (_, v) = item?;
-        count(v.value())?;
+        let refs: SegmentRefs<'_> = decode_borrowed(v.value())?;
+        for seg in &refs.segments {
+            visit(seg.blob, seg.inline, true);
+        }
     }
+    // OBJECTS is ordered by bucket, so the bucket of the previous key usually answers.
+    let mut last: Option<(Vec<u8>, bool)> = None;
     for item in txn.open_table(OBJECTS)?.iter()? {
         let (k, v) = item?;
         let k = k.value();
-        let bucket_end = k.iter().position(|b| *b == 0).unwrap_or(k.len());
-        let bucket = String::from_utf8_lossy(&k[..bucket_end]);
-        if !versioned.get(bucket.as_ref()).copied().unwrap_or(false) {
-            count(v.value())?;
+        let bucket = &k[..k.iter().position(|b| *b == 0).unwrap_or(k.len())];
+        let owner = match &last {
+            Some((b, owner)) if b.as_slice() == bucket => *owner,
+            _ => {
+                let name = String::from_utf8_lossy(bucket);
+                let owner = !versioned.get(name.as_ref()).copied().unwrap_or(false);
+                last = Some((bucket.to_vec(), owner));
+                owner
+            }
+        };
+        let refs: SegmentRefs<'_> = decode_borrowed(v.value())?;
+        for seg in &refs.segments {
+            visit(seg.blob, seg.inline, owner);
         }
     }
-    Ok(n)
+    for item in txn.open_table(PARTS)?.iter()? {
+        let (_, v) = item?;
+        let part: BlobRef<'_> = decode_borrowed(v.value())?;
+        visit(part.blob, part.inline, true);
+    }
+    Ok(())
 }

@@ -95,6 +95,12 @@ fn read_all(store: &Store, rec: &ObjectRecord) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The GC's count of inline references (each version once) against inline blobs.
+fn assert_census(store: &Store, want: u64) {
+    let census = store.meta().for_each_referenced_blob(|_| {}).unwrap();
+    assert_eq!((census.references, census.stored), (want, want));
+}
+
 fn tmp_files(dir: &tempfile::TempDir) -> usize {
     std::fs::read_dir(dir.path().join("tmp")).unwrap().count()
 }
@@ -245,6 +251,7 @@ fn versions_keep_their_inline_bytes_until_they_are_deleted() {
     };
     meta.delete_object("b", "k", Some(marker)).unwrap();
     assert_eq!(meta.inline_blob_count().unwrap(), 3);
+    assert_census(&store, 3);
     assert_eq!(
         store
             .collect_garbage(Duration::ZERO)
@@ -279,6 +286,7 @@ fn versions_keep_their_inline_bytes_until_they_are_deleted() {
     );
     assert!(null2.null_version);
     assert_eq!(meta.inline_blob_count().unwrap(), 2);
+    assert_census(&store, 2);
     assert!(store.open_blob(&null.segments[0]).is_err());
     meta.delete_version("b", "k", "null").unwrap();
     meta.delete_version("b", "k", &v3.version_id).unwrap();
@@ -334,6 +342,8 @@ fn gc_removes_only_unreferenced_inline_blobs() {
         .write(move |txn| crate::inline::insert(txn, &orphan))
         .unwrap();
     assert_eq!(store.meta().inline_blob_count().unwrap(), 2);
+    let census = store.meta().for_each_referenced_blob(|_| {}).unwrap();
+    assert_eq!((census.references, census.stored), (1, 2));
     let report = store.collect_garbage(Duration::from_secs(3600)).unwrap();
     assert_eq!(report.removed_inline, 1);
     assert_eq!(store.meta().inline_blob(&id).unwrap(), None);

@@ -14,7 +14,7 @@ use redb::{
 
 use crate::group_commit::{CommitStats, GroupCommit};
 
-use crate::records::{BlobRef, DeleteMarkerFlag, SegmentRefs, decode, decode_borrowed, encode};
+use crate::records::{DeleteMarkerFlag, decode, decode_borrowed, encode};
 use crate::{BucketRecord, ObjectRecord, StoreError};
 
 /// Memory redb may use to cache pages of the metadata file (its default is 1 GiB, which a
@@ -68,6 +68,13 @@ impl RawObject<'_> {
     pub fn is_delete_marker(&self) -> Result<bool, StoreError> {
         Ok(decode_borrowed::<DeleteMarkerFlag>(self.0)?.delete_marker)
     }
+}
+
+/// Inline references and inline blobs counted in one snapshot (equal unless something is wrong).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineCensus {
+    pub references: u64,
+    pub stored: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -405,25 +412,24 @@ impl MetaStore {
 
     /// Calls `f` with every blob id a committed record references, from one snapshot. Only the
     /// blob fields are decoded, borrowed: nothing is allocated per record but its segment list.
-    pub fn for_each_referenced_blob(&self, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
+    /// Also counts, in that snapshot, the inline references (each version once) and the inline
+    /// blobs, which should be equal (see `inline.rs`).
+    pub fn for_each_referenced_blob(
+        &self,
+        mut f: impl FnMut(&str),
+    ) -> Result<InlineCensus, StoreError> {
         let txn = self.db.begin_read()?;
-        for table in [OBJECTS, VERSIONS] {
-            for item in txn.open_table(table)?.iter()? {
-                let (_, v) = item?;
-                let value = v.value();
-                let refs: SegmentRefs<'_> = decode_borrowed(value)?;
-                for seg in refs.segments {
-                    f(seg.blob);
-                }
+        let mut census = InlineCensus {
+            references: 0,
+            stored: txn.open_table(crate::inline::INLINE)?.len()?,
+        };
+        crate::inline::visit_references(&txn, |blob, inline, owner| {
+            f(blob);
+            if inline && owner {
+                census.references += 1;
             }
-        }
-        for item in txn.open_table(PARTS)?.iter()? {
-            let (_, v) = item?;
-            let value = v.value();
-            let part: BlobRef<'_> = decode_borrowed(value)?;
-            f(part.blob);
-        }
-        Ok(())
+        })?;
+        Ok(census)
     }
 
     /// Every blob id a committed record references (tests; the GC uses the scan above).
