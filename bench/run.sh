@@ -285,6 +285,21 @@ start_coffer() {
     log "coffer pid $COFFER_PID: $COFFER_HTTPS, $COFFER_HTTP_URL (ready in $COFFER_READY_S s, peak RSS ${COFFER_START_PEAK_KIB:-?} KiB)"
 }
 
+# wait_idle PID: waits (at most 300 s) until the process has used no CPU for a second (e.g. the server's
+# start-up GC pass over every record, which runs in the background once it is ready); prints the seconds waited.
+wait_idle() {
+    local t0 last cur
+    t0=$(now)
+    last=-1
+    for _ in $(seq 600); do
+        cur=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo gone)
+        [ "$cur" = "$last" ] && break
+        last=$cur
+        sleep 1
+    done
+    "$PYTHON" -c 'import sys; print(f"{max(0.0, float(sys.argv[2]) - float(sys.argv[1]) - 1):.1f}")' "$t0" "$(now)"
+}
+
 stop_pid() {
     if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
         kill "$1" 2>/dev/null || true
@@ -435,7 +450,10 @@ if [ "$SCALE" = 1 ]; then
         meta_bytes=$(stat -c %s "$dir/meta.redb")
         start_coffer "$dir" "$OUT/coffer-$count.log"
         SERVER_PIDS+=("$COFFER_PID")
+        gc_s=$(wait_idle "$COFFER_PID")
+        start_peak_kib=$(rss_peak_kib "$COFFER_PID")
         idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$COFFER_PID/status")
+        log "start-up pass done about $gc_s s after ready; peak RSS ${start_peak_kib:-?} KiB, now ${idle_kib:-?} KiB"
         add_target "coffer-$count" "$COFFER_HTTPS" "$ROOT_AK" "$ROOT_SK" us-east-1 "$COFFER_CA" 0 "" "$COFFER_PID" 1
         # ListObjectsV2 pages of 1000 keys. The middle page starts 500 keys before the middle key; the prefix selects
         # the 1000 keys around it.
@@ -448,9 +466,9 @@ if [ "$SCALE" = 1 ]; then
         ((middle_keys > 1000)) && middle_keys=1000
         S_MIDDLE_KEYS+=("$middle_keys")
         S_PREFIX+=("$(printf 'obj/%05d' $((mid / 1000)))")
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$populate_s" "$meta_bytes" "$COFFER_READY_S" \
-            "${COFFER_START_PEAK_KIB:-}" "${idle_kib:-}" "$load_before" "${S_AFTER[-1]}" "${S_PREFIX[-1]}" \
-            "$(tr '\t\n' '  ' <"$OUT/populate-$count.txt")" >>"$OUT/scale.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$populate_s" "$meta_bytes" "$COFFER_READY_S" \
+            "${start_peak_kib:-}" "${idle_kib:-}" "$load_before" "${S_AFTER[-1]}" "${S_PREFIX[-1]}" \
+            "$(tr '\t\n' '  ' <"$OUT/populate-$count.txt")" "$gc_s" >>"$OUT/scale.tsv"
     done
 
     # scale_cell KIND OP ENC CONC [extra args]: one cell against every count, in this round's order.
@@ -558,7 +576,7 @@ for line in (out / "scale.tsv").read_text().splitlines():
     f = line.split("\t")
     runs[int(f[0])] = dict(populate_s=float(f[1]), meta_bytes=int(f[2]), ready_s=float(f[3]),
                            start_peak_kib=int(f[4]) if f[4] else None, idle_kib=int(f[5]) if f[5] else None,
-                           load_before=f[6], start_after=f[7], prefix=f[8], populate_out=f[9])
+                           load_before=f[6], start_after=f[7], prefix=f[8], populate_out=f[9], gc_s=float(f[10]))
 if (out / "meta_after.tsv").exists():
     for line in (out / "meta_after.tsv").read_text().splitlines():
         n, size = line.split("\t")
@@ -665,8 +683,8 @@ w("")
 w("## Populate and start")
 w("")
 w("| objects | populate s | objects/s | meta.redb MiB (both buckets) | after the run | server ready s | "
-  "peak RSS at start MiB | RSS idle MiB | load before populate |")
-w("|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+  "start-up GC pass s | peak RSS at start MiB | RSS idle MiB | load before populate |")
+w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for n in counts:
     r = runs.get(n)
     if not r:
@@ -674,12 +692,14 @@ for n in counts:
     after = r.get("meta_after")
     w(f"| {n:,} | {r['populate_s']:.1f} | {n / r['populate_s']:,.0f} | {r['meta_bytes'] / MIB:,.0f} | "
       f"{fmt(after / MIB if after else None, 0)} | "
-      f"{r['ready_s']:.2f} | {fmt(r['start_peak_kib'] / 1024 if r['start_peak_kib'] else None, 1)} | "
+      f"{r['ready_s']:.2f} | ~{r['gc_s']:.0f} | {fmt(r['start_peak_kib'] / 1024 if r['start_peak_kib'] else None, 1)} | "
       f"{fmt(r['idle_kib'] / 1024 if r['idle_kib'] else None, 1)} | {r['load_before']} |")
 w("")
 w("`populate s` is the wall time of `coffer dev populate` for bucket `scale` (opening the store, the transactions "
-  "and their fsyncs); `server ready s` the time from starting `coffer server` (on both buckets) to its ready file: "
-  "the start-up pass reads every record to find orphaned blobs.")
+  "and their fsyncs); `server ready s` the time from starting `coffer server` (on both buckets) to its ready file. "
+  "The start-up GC pass (every record read to find orphaned blobs) then runs in the background; the script waits "
+  "until the server has used no CPU for a second (`start-up GC pass s`, to the second) before it reads the peak "
+  "RSS at start and begins the cells.")
 w("")
 
 CONCS = sorted({c["conc"] for c in cells})
