@@ -67,6 +67,13 @@ impl Store {
         })
     }
 
+    /// [`open`](Self::open), then the whole start-up pass before returning (tests and tools).
+    pub fn open_and_recover(root: &Path) -> Result<Self, StoreError> {
+        let store = Self::open(root)?;
+        store.collect_orphans()?;
+        Ok(store)
+    }
+
     /// The start-up pass: deletes blobs no committed record references that were written before
     /// the store was opened (crash leftovers between a blob's rename and its record's commit).
     /// Blobs written since are in-flight writes' and are not touched, so this can run in the
