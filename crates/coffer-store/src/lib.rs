@@ -35,6 +35,9 @@ use std::time::{Duration, SystemTime};
 const GC_IDS_PER_PASS: u64 = 1 << 19;
 
 /// The whole store: metadata plus blobs, rooted at one data directory.
+/// How far before the open the start-up pass's cutoff lies (see [`Store::open`]).
+const MTIME_MARGIN: Duration = Duration::from_secs(2);
+
 pub struct Store {
     root: PathBuf,
     meta: MetaStore,
@@ -51,7 +54,12 @@ impl Store {
         std::fs::create_dir_all(root)?;
         let blobs = BlobStore::open(root)?;
         let meta = MetaStore::open(&root.join("meta.redb"))?;
-        let opened_at = SystemTime::now();
+        // File times come from the kernel's coarse clock, a tick or so behind `now()`: a blob
+        // written just after the open may carry an earlier time. The margin keeps such a blob
+        // out of the start-up pass; a leftover younger than it waits for the periodic GC.
+        let opened_at = SystemTime::now()
+            .checked_sub(MTIME_MARGIN)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let removed_tmp = blobs.clear_tmp()?;
         if removed_tmp > 0 {
             tracing::info!(
@@ -187,13 +195,19 @@ mod tests {
         let before = {
             let store = Store::open(dir.path()).unwrap();
             let w = store.blobs().create_blocking().unwrap();
-            // Renamed into place, its record never committed: a crash leftover.
-            w.commit_blocking().unwrap()
+            // Renamed into place, its record never committed: a crash leftover of an hour ago.
+            let id = w.commit_blocking().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(store.blobs().path_of(&id))
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
+            id
         };
-        std::thread::sleep(Duration::from_millis(20));
         let store = Store::open(dir.path()).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        // In flight: renamed into place, its record not committed yet.
+        // In flight right after the open (its time may lag the open's clock by a tick):
+        // renamed into place, its record not committed yet.
         let during = store
             .blobs()
             .create_blocking()
