@@ -40,7 +40,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
     let store = {
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || Store::open_and_recover(&dir))
+        tokio::task::spawn_blocking(move || Store::open(&dir))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?
@@ -172,7 +172,15 @@ async fn shutdown_signal() {
     }
 }
 
+/// The start-up pass over the store (crash leftovers; seconds on a store of millions of objects),
+/// in the background, then a GC pass every `GC_INTERVAL`.
 async fn periodic_gc(coffer: Coffer) {
+    let c = coffer.clone();
+    match tokio::task::spawn_blocking(move || c.store().collect_orphans()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "start-up GC pass failed"),
+        Err(e) => tracing::warn!(error = %e, "start-up GC pass panicked"),
+    }
     loop {
         tokio::time::sleep(GC_INTERVAL).await;
         let c = coffer.clone();
