@@ -428,6 +428,7 @@ impl Coffer {
                     size: p.size,
                     stream_salt: p.stream_salt,
                     etag: p.etag,
+                    checksum: p.checksum,
                 })
                 .collect(),
             encryption: upload.encryption,

@@ -187,6 +187,7 @@ impl Coffer {
                 size,
                 stream_salt: stream_salt.map(|s| s.0),
                 etag: etag.clone(),
+                checksum: None,
             }],
             encryption,
             delete_marker: false,

@@ -234,7 +234,7 @@ fn acl_allows(
         | "ListParts"
         | "CopyObject"
         | "UploadPartCopy" => bucket_acl == Some("public-read-write"),
-        "GetObject" | "HeadObject" => key.is_some_and(|k| {
+        "GetObject" | "HeadObject" | "GetObjectAttributes" => key.is_some_and(|k| {
             coffer
                 .object_record(&bucket.name, k, None)
                 .is_ok_and(|r| grants_read(r.acl.as_deref()))
@@ -481,7 +481,7 @@ impl AccessPolicy {
         let action = action_of(op, uri);
         // S3 tells a caller that may list the bucket that an object is missing (404); others
         // get 403 whether it exists or not.
-        if matches!(op, "GetObject" | "HeadObject")
+        if matches!(op, "GetObject" | "HeadObject" | "GetObjectAttributes")
             && let Some(k) = key
             && matches!(
                 self.coffer.object_record(bucket, k, None),

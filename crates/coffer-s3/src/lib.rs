@@ -8,6 +8,7 @@
 mod access;
 mod acl_ops;
 mod admin;
+mod attributes_ops;
 mod bucket_ops;
 mod copy_ops;
 mod cors;
@@ -28,6 +29,7 @@ mod tagging_ops;
 mod users;
 mod versioning_ops;
 
+pub use attributes_ops::{is_get_object_attributes, unquote_attributes_etag};
 pub use cors::CorsResponder;
 pub use host::CofferHost;
 pub use users::{User, UserDirectory, UserSource};

@@ -212,7 +212,9 @@ macro_rules! checksums_of {
 pub(crate) use checksums_of;
 
 /// The stored whole-object checksum: (algorithm, value, checksum type).
-fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String, &'static str)> {
+pub(crate) fn stored_checksum(
+    record: &ObjectRecord,
+) -> Option<(ChecksumAlgorithm, String, &'static str)> {
     let (spec, value) = record.checksum.as_ref()?;
     let (name, kind) = match spec.split_once(':') {
         Some((n, _)) => (n, ChecksumType::FULL_OBJECT),

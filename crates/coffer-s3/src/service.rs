@@ -51,6 +51,12 @@ impl S3 for CofferS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.op_get_object(req).await
     }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        self.op_get_object_attributes(req).await
+    }
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,

@@ -179,6 +179,7 @@ mod tests {
                 size: 1,
                 stream_salt: None,
                 etag: String::new(),
+                checksum: None,
             }],
             encryption: None,
             delete_marker: false,

@@ -169,6 +169,10 @@ pub struct Segment {
     pub stream_salt: Option<[u8; 16]>,
     #[serde(default)]
     pub etag: String,
+    /// The part's own checksum (algorithm, base64 value), when its upload sent one: shown by
+    /// GetObjectAttributes. Absent for single-PUT objects (their checksum is the record's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(String, String)>,
 }
 
 /// How an SSE-C object's data key is sealed. The store keeps it opaque.

@@ -131,6 +131,7 @@ fn empty_object(content_type: &str, ms: i64) -> Result<ObjectRecord, String> {
             size: 0,
             stream_salt: None,
             etag: EMPTY_MD5.to_owned(),
+            checksum: None,
         }],
         encryption: None,
         delete_marker: false,

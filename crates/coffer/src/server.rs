@@ -346,6 +346,7 @@ async fn handle(
     req.extensions_mut().insert(info);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let form_boundary = (method == http::Method::POST)
         .then(|| coffer_s3::post_form::form_boundary(req.headers()))
         .flatten();
@@ -364,6 +365,14 @@ async fn handle(
         {
             *resp.status_mut() = status;
             *resp.body_mut() = s3s::Body::from(body);
+        }
+        if method == http::Method::GET
+            && resp.status() == http::StatusCode::OK
+            && coffer_s3::is_get_object_attributes(&query)
+            && let Some(bytes) = resp.body().bytes()
+            && let Ok(text) = std::str::from_utf8(&bytes)
+        {
+            *resp.body_mut() = s3s::Body::from(coffer_s3::unquote_attributes_etag(text));
         }
         // Errors too: a page must be able to read why its upload failed.
         for (name, value) in cors {
