@@ -73,7 +73,7 @@ impl Coffer {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> Result<(Option<String>, Vec<(String, String)>), CoreError> {
+    ) -> Result<(Option<String>, Tags), CoreError> {
         let versioned = self.bucket_had_versioning(bucket)?;
         let record = self.object_record(bucket, key, version_id)?;
         Ok((shown_version(versioned, &record), record.tags))
@@ -118,6 +118,9 @@ impl Coffer {
         .ok_or(missing)
     }
 }
+
+/// Object tags, (key, value) in the order given.
+pub type Tags = Vec<(String, String)>;
 
 /// The version id a tagging answer shows: none in a bucket that never had versioning (its
 /// records' ids are internal), none for the "null" version, as on GetObject.
