@@ -159,3 +159,14 @@ def test_aws_cli_tagging(srv, tmp_path):
     out = json.loads(srv.aws("s3api", "get-object-tagging", "--bucket", bucket, "--key", "k",
                              workdir=tmp_path, access_key=ak, secret_key=sk).stdout)
     assert out["TagSet"] == [{"Key": "team", "Value": "storage"}]
+
+
+def test_no_version_id_in_a_bucket_without_versioning(srv):
+    """Records of a never-versioned bucket carry internal ids; tagging answers must not show them."""
+    s3 = srv.client(*USERS["owner"])
+    bucket = unique_bucket("tagsnv")
+    s3.create_bucket(Bucket=bucket)
+    assert "VersionId" not in s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    assert "VersionId" not in s3.put_object_tagging(Bucket=bucket, Key="k", Tagging=tagset([("a", "b")]))
+    assert "VersionId" not in s3.get_object_tagging(Bucket=bucket, Key="k")
+    assert "VersionId" not in s3.delete_object_tagging(Bucket=bucket, Key="k")

@@ -7,11 +7,6 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::CofferS3;
 
-/// The version id to show: real version ids only ("null" versions go unnamed, as on GET).
-fn shown(version_id: String) -> Option<String> {
-    (version_id != "null").then_some(version_id)
-}
-
 /// The (key, value) pairs of a Tagging document; a tag without a key is `InvalidTag`.
 pub(crate) fn tag_pairs(tagging: &Tagging) -> S3Result<Vec<(String, String)>> {
     tagging
@@ -42,7 +37,7 @@ impl CofferS3 {
                     value: Some(value),
                 })
                 .collect(),
-            version_id: shown(version_id),
+            version_id,
         }))
     }
 
@@ -57,9 +52,7 @@ impl CofferS3 {
             .set_object_tags(&input.bucket, &input.key, input.version_id, tags)
             .await
             .map_err(|e| self.map_err(e))?;
-        Ok(S3Response::new(PutObjectTaggingOutput {
-            version_id: shown(version_id),
-        }))
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
     }
 
     pub(crate) async fn op_delete_object_tagging(
@@ -72,9 +65,7 @@ impl CofferS3 {
             .set_object_tags(&input.bucket, &input.key, input.version_id, Vec::new())
             .await
             .map_err(|e| self.map_err(e))?;
-        let mut resp = S3Response::new(DeleteObjectTaggingOutput {
-            version_id: shown(version_id),
-        });
+        let mut resp = S3Response::new(DeleteObjectTaggingOutput { version_id });
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)
     }

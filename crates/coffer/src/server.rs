@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,18 +33,49 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     let data_dir = settings.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
+    // A new data dir is the owner's alone (0700): plain objects, metadata and sealed secrets
+    // are no business of other local users. An existing one keeps the mode it was given.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let data_dir = data_dir
         .canonicalize()
         .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
+
+    // Ports first: a start that cannot listen must fail before it generates credentials it
+    // would never get to show.
+    let https_listener = match settings.https_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let http_listener = match settings.http_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let tls_material = match &https_listener {
+        Some(_) => Some(tls::load(
+            &data_dir,
+            settings.tls_cert.as_ref(),
+            settings.domain.as_deref(),
+        )?),
+        None => None,
+    };
 
     let store = {
         let dir = data_dir.clone();
         tokio::task::spawn_blocking(move || Store::open(&dir))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?
+            .map_err(|e| {
+                let hint = if e.to_string().to_lowercase().contains("already open") {
+                    " (another Coffer is running on this data dir: stop it first)"
+                } else {
+                    ""
+                };
+                format!("cannot open the store in {}: {e}{hint}", data_dir.display())
+            })?
     };
     let master_key_path = settings
         .master_key_file
@@ -114,16 +146,8 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
     let mut https_addr = None;
     let mut ca_bundle = None;
-    if let Some(addr) = settings.https_listen {
-        let material = tls::load(
-            &data_dir,
-            settings.tls_cert.as_ref(),
-            settings.domain.as_deref(),
-        )?;
+    if let (Some(listener), Some(material)) = (https_listener, tls_material) {
         ca_bundle = material.ca_bundle.clone();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         https_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
         tokio::spawn(accept_loop(
             listener,
@@ -132,10 +156,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ));
     }
     let mut http_addr = None;
-    if let Some(addr) = settings.http_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if let Some(listener) = http_listener {
         http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
         tokio::spawn(accept_loop(listener, None, frontend.clone()));
     }
@@ -155,6 +176,17 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another process has it: stop it, or choose other ports with --https-listen and --http-listen)"
+        } else {
+            ""
+        };
+        format!("cannot listen on {addr}: {e}{hint}")
+    })
 }
 
 async fn shutdown_signal() {
@@ -473,8 +505,10 @@ fn print_banner(
         out.push_str(&format!("  CA bundle      : {}\n", ca.display()));
     }
     out.push_str(&format!("  Access key     : {}\n", root.access_key));
-    if !root.generated {
-        out.push_str("  Secret key     : (shown on first start only; sealed in the data dir's credentials.toml, unless given by COFFER_ROOT_SECRET_KEY)\n");
+    if root.given {
+        out.push_str("  Secret key     : (as given by COFFER_ROOT_SECRET_KEY or root_secret_key in the config file)\n");
+    } else if !root.generated {
+        out.push_str("  Secret key     : (shown on first start only; kept sealed in the data dir's credentials.toml: delete that file and restart to get a new one)\n");
     }
     if root.generated {
         out.push_str(&format!(
