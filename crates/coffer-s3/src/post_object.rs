@@ -144,7 +144,7 @@ impl BrowserPost {
         }
         let answer = Answer::of(fields)?;
         let mut input = put_input(fields, bucket)?;
-        decide_post(
+        let decision = decide_post(
             &self.s3.coffer,
             &self.s3.settings,
             user.as_ref(),
@@ -159,7 +159,14 @@ impl BrowserPost {
                 server_side_encryption: input.server_side_encryption.as_ref().map(|s| s.as_str()),
                 acl: input.acl.as_ref().map(ObjectCannedACL::as_str),
             },
-        )?;
+        );
+        if let Err(e) = decision {
+            // The write, which wipes the key it takes, will not run.
+            if let Some(key) = input.sse_customer_key.as_mut() {
+                key.zeroize();
+            }
+            return Err(e);
+        }
         let file = FilePart::new(boundary, first, rest, range);
         let body: ByteStream<BoxError> = Box::pin(file.map_err(|e| Box::new(e) as BoxError));
         let output = self
