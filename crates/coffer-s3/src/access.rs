@@ -256,80 +256,77 @@ pub(crate) fn action_of(op: &str, uri: &http::Uri) -> &'static str {
     }
 }
 
-#[async_trait::async_trait]
-impl S3Access for AccessPolicy {
-    /// Browser form uploads: the SSE-C transport rule and the authorization decision, with the
-    /// form's fields as condition keys (a policy requiring SSE-C must see the form's SSE-C
-    /// algorithm field, not just headers).
-    async fn post_object(
-        &self,
-        req: &mut s3s::S3Request<s3s::dto::PostObjectInput>,
-    ) -> S3Result<()> {
-        let input = &req.input;
-        let has_sse_c = input.sse_customer_algorithm.is_some()
-            || input.sse_customer_key.is_some()
-            || input.sse_customer_key_md5.is_some();
-        let conn = req.extensions.get::<ConnectionInfo>().copied();
-        let secure = conn.is_some_and(|c| c.secure);
-        if has_sse_c && !secure && !self.settings.ssec_allow_plain_http {
-            return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
-        }
-        let user = match &req.credentials {
-            Some(c) => Some(
-                self.users
-                    .by_access_key(&c.access_key)
-                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?,
-            ),
-            None => None,
-        };
-        if user.as_ref().is_some_and(|u| u.is_root) {
-            return Ok(());
-        }
-        let info = match self.coffer.bucket(&input.bucket) {
-            Ok(info) => info,
-            Err(CoreError::NoSuchBucket) => return Ok(()),
-            Err(e) => return Err(crate::errors::to_s3_error(e, &self.settings)),
-        };
-        let mut context = policy_context(&req.headers, &req.uri, conn, user.as_ref());
-        if let Some(a) = &input.sse_customer_algorithm {
-            context.insert(
-                "s3:x-amz-server-side-encryption-customer-algorithm".into(),
-                vec![a.clone()],
-            );
-        }
-        if let Some(sse) = &input.server_side_encryption {
-            context.insert(
-                "s3:x-amz-server-side-encryption".into(),
-                vec![sse.as_str().to_owned()],
-            );
-        }
-        let form_acl = req
-            .extensions
-            .get::<crate::post_form::PostFormFields>()
-            .and_then(|f| f.acl().map(str::to_owned));
-        if let Some(acl) = input
-            .acl
-            .as_ref()
-            .map(|a| a.as_str().to_owned())
-            .or(form_acl)
-        {
-            context.insert("s3:x-amz-acl".into(), vec![acl]);
-        }
-        if authorize(
-            &self.coffer,
-            user.as_ref(),
-            &info,
-            Some(&input.key),
-            "PostObject",
-            "s3:PutObject",
-            &context,
-        ) {
-            Ok(())
-        } else {
-            Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+/// What a browser POST form asks for that bucket policies can test: its fields stand in for
+/// the headers of a PUT.
+pub(crate) struct PostRequest<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) key: &'a str,
+    /// Whether any SSE-C field was sent.
+    pub(crate) sse_customer: bool,
+    pub(crate) sse_customer_algorithm: Option<&'a str>,
+    pub(crate) server_side_encryption: Option<&'a str>,
+    pub(crate) acl: Option<&'a str>,
+}
+
+/// The access decision for a browser POST upload, made before its file is read: the SSE-C
+/// transport rule for the form's SSE-C fields, then (for callers other than root) the bucket
+/// policy and ACLs, with the form's fields as condition keys (a policy requiring SSE-C must see
+/// the form's SSE-C algorithm field, not just headers).
+pub(crate) fn decide_post(
+    coffer: &Coffer,
+    settings: &S3Settings,
+    user: Option<&crate::User>,
+    head: &http::request::Parts,
+    post: &PostRequest<'_>,
+) -> S3Result<()> {
+    let conn = head.extensions.get::<ConnectionInfo>().copied();
+    let secure = conn.is_some_and(|c| c.secure);
+    if post.sse_customer && !secure && !settings.ssec_allow_plain_http {
+        return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
+    }
+    if user.is_some_and(|u| u.is_root) {
+        return Ok(());
+    }
+    let info = match coffer.bucket(post.bucket) {
+        Ok(info) => info,
+        // The write answers NoSuchBucket.
+        Err(CoreError::NoSuchBucket) => return Ok(()),
+        Err(e) => return Err(crate::errors::to_s3_error(e, settings)),
+    };
+    let mut context = policy_context(&head.headers, &head.uri, conn, user);
+    let form_keys = [
+        (
+            "s3:x-amz-server-side-encryption-customer-algorithm",
+            post.sse_customer_algorithm,
+        ),
+        (
+            "s3:x-amz-server-side-encryption",
+            post.server_side_encryption,
+        ),
+        ("s3:x-amz-acl", post.acl),
+    ];
+    for (name, value) in form_keys {
+        if let Some(v) = value {
+            context.insert(name.into(), vec![v.to_owned()]);
         }
     }
+    if authorize(
+        coffer,
+        user,
+        &info,
+        Some(post.key),
+        "PostObject",
+        "s3:PutObject",
+        &context,
+    ) {
+        Ok(())
+    } else {
+        Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+    }
+}
 
+#[async_trait::async_trait]
+impl S3Access for AccessPolicy {
     /// PutObjectTagging: decided with the body's tags as `s3:RequestObjectTag/<key>`.
     async fn put_object_tagging(
         &self,
@@ -393,9 +390,8 @@ impl S3Access for AccessPolicy {
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
         let op = cx.s3_op().name().to_owned();
-        if op == "PostObject" || op == "PutObjectTagging" {
-            // Browser uploads carry SSE-C and other conditions as form fields, and
-            // PutObjectTagging its tags in the body: their hooks below decide, with those.
+        if op == "PutObjectTagging" {
+            // PutObjectTagging carries its tags in the body: its hook above decides, with them.
             return Ok(());
         }
         if op == "CreateBucket" {

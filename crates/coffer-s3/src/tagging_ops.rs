@@ -19,6 +19,18 @@ pub(crate) fn tag_pairs(tagging: &Tagging) -> S3Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// The tags of a Tagging XML document given as text (a browser POST form's `tagging` field).
+pub(crate) fn tags_of_document(xml: &str) -> S3Result<Vec<(String, String)>> {
+    let mut d = s3s::xml::Deserializer::new(xml.as_bytes());
+    let tagging = <Tagging as s3s::xml::Deserialize>::deserialize(&mut d).map_err(|_| {
+        s3_error!(
+            MalformedXML,
+            "The tagging field is not a valid Tagging document."
+        )
+    })?;
+    tag_pairs(&tagging)
+}
+
 impl CofferS3 {
     pub(crate) async fn op_get_object_tagging(
         &self,

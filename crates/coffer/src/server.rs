@@ -11,7 +11,9 @@ use std::time::Duration;
 use coffer_core::Coffer;
 use coffer_core::accounts::SecretSealer;
 use coffer_s3::sigv2::SigV2Guard;
-use coffer_s3::{ConnectionInfo, CorsResponder, S3Settings, User, UserDirectory, UserSource};
+use coffer_s3::{
+    BrowserPost, ConnectionInfo, CorsResponder, S3Settings, User, UserDirectory, UserSource,
+};
 use coffer_store::Store;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -21,7 +23,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
-use crate::form_prelude::Replay;
 use crate::{credentials, tls};
 
 /// How long an unreferenced blob must exist before the periodic GC may remove it: far longer
@@ -131,16 +132,23 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     if !settings.sigv2 {
         tracing::info!("SigV2 is off: only AWS4-HMAC-SHA256 requests are accepted");
     }
+    let sigv2 = Arc::new(SigV2Guard::new(
+        Arc::clone(&users),
+        settings.domain.clone(),
+        settings.sigv2,
+    ));
     let frontend = Frontend {
         cors: Arc::new(CorsResponder::new(
             coffer.clone(),
             s3_settings.domain.clone(),
         )),
-        sigv2: Arc::new(SigV2Guard::new(
+        browser_post: Arc::new(BrowserPost::new(
+            coffer.clone(),
             Arc::clone(&users),
-            settings.domain.clone(),
-            settings.sigv2,
+            s3_settings.clone(),
+            Arc::clone(&sigv2),
         )),
+        sigv2,
         service: coffer_s3::build_service(coffer.clone(), users, s3_settings)?,
     };
 
@@ -226,13 +234,14 @@ async fn periodic_gc(coffer: Coffer) {
     }
 }
 
-/// What every connection serves: the S3 service, the CORS answers around it, and the SigV2
-/// check before it.
+/// What every connection serves: the S3 service, the CORS answers around it, the SigV2
+/// check before it, and browser POST uploads beside it.
 #[derive(Clone)]
 struct Frontend {
     service: S3Service,
     cors: Arc<CorsResponder>,
     sigv2: Arc<SigV2Guard>,
+    browser_post: Arc<BrowserPost>,
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, frontend: Frontend) {
@@ -312,7 +321,7 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn call_service(service: &S3Service, req: Request<Replay<Incoming>>) -> Response<s3s::Body> {
+async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s3s::Body> {
     // s3s buffers whole aws-chunked chunks at their declared size: bound them first. A body
     // refused before it was read is drained, so the client reads the error instead of a reset.
     let req = if crate::chunk_guard::is_aws_chunked(req.headers()) {
@@ -337,8 +346,9 @@ async fn call_service(service: &S3Service, req: Request<Replay<Incoming>>) -> Re
     }
 }
 
-/// Checks made before s3s sees the request (see `prefilter.rs`, `sigv2.rs` and
-/// `form_prelude.rs`), then s3s.
+/// Checks made before s3s sees the request (see `prefilter.rs` and `sigv2.rs`), then s3s;
+/// browser POST forms go to Coffer's own handler instead (`form_prelude.rs`, then
+/// `coffer_s3::BrowserPost`), which streams their file rather than buffering it as s3s would.
 async fn route(
     frontend: &Frontend,
     form_boundary: Option<&str>,
@@ -355,18 +365,16 @@ async fn route(
         Ok(Some(uri)) => *req.uri_mut() = uri,
         Err(r) => return error_response(r.status, r.xml(), true),
     }
-    let req = match form_boundary {
-        Some(boundary) => match crate::form_prelude::read(req, boundary, &frontend.sigv2).await {
-            Ok(req) => req,
-            Err((e, body)) => {
-                // Drained in the background, so the client reads the answer.
-                drop(crate::drain::DrainOnDrop::new(body));
-                return error_response(e.status, e.xml(), false);
-            }
-        },
-        None => req.map(Replay::new),
+    let Some(boundary) = form_boundary else {
+        return call_service(&frontend.service, req).await;
     };
-    call_service(&frontend.service, req).await
+    // A body refused before it was all read is drained when dropped, so the client reads the
+    // answer instead of a reset.
+    let req = req.map(crate::drain::DrainOnDrop::new);
+    match crate::form_prelude::read(req, boundary).await {
+        Ok((head, form)) => frontend.browser_post.handle(head, form).await,
+        Err(e) => error_response(e.status, e.xml(), false),
+    }
 }
 
 async fn handle(
@@ -390,14 +398,6 @@ async fn handle(
             .cors
             .actual_request_headers(&method, req.uri(), req.headers());
         let mut resp = route(&frontend, form_boundary.as_deref(), req).await;
-        if form_boundary.is_some()
-            && let Some(bytes) = resp.body().bytes()
-            && let Ok(text) = std::str::from_utf8(&bytes)
-            && let Some((status, body)) = coffer_s3::post_form::rewrite_error(resp.status(), text)
-        {
-            *resp.status_mut() = status;
-            *resp.body_mut() = s3s::Body::from(body);
-        }
         if method == http::Method::GET
             && resp.status() == http::StatusCode::OK
             && coffer_s3::is_get_object_attributes(&query)
