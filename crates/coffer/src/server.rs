@@ -23,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
+use crate::drain::ContinueWatch;
 use crate::{credentials, tls};
 
 /// How long an unreferenced blob must exist before the periodic GC may remove it: far longer
@@ -324,14 +325,16 @@ fn xml_escape(s: &str) -> String {
 async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s3s::Body> {
     // s3s buffers whole aws-chunked chunks at their declared size: bound them first. A body
     // refused before it was read is drained, so the client reads the error instead of a reset.
+    let watch = req.extensions().get::<ContinueWatch>().cloned();
     let req = if crate::chunk_guard::is_aws_chunked(req.headers()) {
         req.map(|body| {
             s3s::Body::http_body(crate::drain::DrainOnDrop::new(
                 crate::chunk_guard::ChunkGuard::new(body),
+                watch,
             ))
         })
     } else {
-        req.map(|body| s3s::Body::http_body(crate::drain::DrainOnDrop::new(body)))
+        req.map(|body| s3s::Body::http_body(crate::drain::DrainOnDrop::new(body, watch)))
     };
     match service.call(req).await {
         Ok(resp) => resp,
@@ -370,7 +373,8 @@ async fn route(
     };
     // A body refused before it was all read is drained when dropped, so the client reads the
     // answer instead of a reset.
-    let req = req.map(crate::drain::DrainOnDrop::new);
+    let watch = req.extensions().get::<ContinueWatch>().cloned();
+    let req = req.map(|body| crate::drain::DrainOnDrop::new(body, watch));
     match crate::form_prelude::read(req, boundary).await {
         Ok((head, form)) => frontend.browser_post.handle(head, form).await,
         Err(e) => error_response(e.status, e.xml(), false),
@@ -384,6 +388,10 @@ async fn handle(
 ) -> Result<Response<s3s::Body>, Infallible> {
     let request_id = new_request_id();
     req.extensions_mut().insert(info);
+    let continue_watch = ContinueWatch::for_request(req.headers());
+    if let Some(w) = &continue_watch {
+        req.extensions_mut().insert(w.clone());
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -416,6 +424,12 @@ async fn handle(
         }
         resp
     };
+    if continue_watch.is_some_and(|w| !w.body_requested()) {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let status = resp.status();
     // s3s error bodies carry neither Resource nor RequestId; S3 clients show both.
     if status.as_u16() >= 400
