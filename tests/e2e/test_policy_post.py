@@ -159,3 +159,33 @@ def test_anonymous_writes_to_a_public_read_write_bucket(srv):
     anon = srv.client(signature_version=UNSIGNED)
     assert_client_error(anon.put_object, 501, "NotImplemented", Bucket=bucket, Key="framed", Body=b"foo")
     assert_client_error(owner.head_object, 404, "404", Bucket=bucket, Key="framed")
+
+
+def test_an_explicit_deny_binds_root_too_but_root_keeps_the_policy(srv):
+    """As an AWS account's root: root may do anything a policy does not explicitly deny, and can always read,
+    replace or delete the policy itself (so a bad Deny can be undone)."""
+    owner = srv.client(*USERS["owner"])
+    root = srv.client()
+    plain_root = srv.client(endpoint=srv.http)
+    bucket = unique_bucket("rootdeny")
+    owner.create_bucket(Bucket=bucket)
+    owner.put_object(Bucket=bucket, Key="doc", Body=b"tls only")
+    assert root.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"tls only"  # root reads others' buckets
+    deny_plain = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    root.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_plain))
+    assert_client_error(plain_root.get_object, 403, "AccessDenied", Bucket=bucket, Key="doc")
+    assert_client_error(plain_root.list_objects_v2, 403, "AccessDenied", Bucket=bucket)
+    assert_client_error(plain_root.put_object, 403, "AccessDenied", Bucket=bucket, Key="x", Body=b"x")
+    assert root.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"tls only"
+    # a Deny of everything, policy management included, still leaves root (and the owner) the policy
+    deny_all = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
+    root.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_all))
+    assert_client_error(root.get_object, 403, "AccessDenied", Bucket=bucket, Key="doc")
+    assert json.loads(root.get_bucket_policy(Bucket=bucket)["Policy"]) == deny_all
+    root.delete_bucket_policy(Bucket=bucket)
+    assert root.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"tls only"

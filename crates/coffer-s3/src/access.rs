@@ -155,9 +155,9 @@ fn url_query_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The decision for a non-root caller on an existing bucket: an explicit Deny in the bucket
-/// policy refuses (except the owner managing the policy itself), an Allow grants, and
-/// otherwise the owner may and others only what canned ACLs grant.
+/// The decision on an existing bucket: an explicit Deny in the bucket policy refuses (except
+/// the owner, or root, managing the policy itself), an Allow grants, and otherwise the owner
+/// (and root) may and others only what canned ACLs grant.
 pub(crate) fn authorize(
     coffer: &Coffer,
     user: Option<&crate::User>,
@@ -167,7 +167,9 @@ pub(crate) fn authorize(
     action: &str,
     context: &HashMap<String, Vec<String>>,
 ) -> bool {
-    let is_owner = user.is_some_and(|u| u.name == info.owner);
+    // Root acts as the owner of every bucket, and like an account's root on AWS it is still
+    // bound by an explicit Deny in a bucket policy (but can always manage the policy itself).
+    let is_owner = user.is_some_and(|u| u.is_root || u.name == info.owner);
     let decision = match info.policy.as_deref() {
         Some(doc) => match crate::policy::BucketPolicy::parse(doc, &info.name) {
             Ok(policy) => {
@@ -269,8 +271,7 @@ pub(crate) struct PostRequest<'a> {
 }
 
 /// The access decision for a browser POST upload, made before its file is read: the SSE-C
-/// transport rule for the form's SSE-C fields, then (for callers other than root) the bucket
-/// policy and ACLs, with the form's fields as condition keys (a policy requiring SSE-C must see
+/// transport rule for the form's SSE-C fields, then the bucket policy and ACLs, with the form's fields as condition keys (a policy requiring SSE-C must see
 /// the form's SSE-C algorithm field, not just headers).
 pub(crate) fn decide_post(
     coffer: &Coffer,
@@ -283,9 +284,6 @@ pub(crate) fn decide_post(
     let secure = conn.is_some_and(|c| c.secure);
     if post.sse_customer && !secure && !settings.ssec_allow_plain_http {
         return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
-    }
-    if user.is_some_and(|u| u.is_root) {
-        return Ok(());
     }
     let info = match coffer.bucket(post.bucket) {
         Ok(info) => info,
@@ -340,9 +338,6 @@ impl S3Access for AccessPolicy {
             ),
             None => None,
         };
-        if user.as_ref().is_some_and(|u| u.is_root) {
-            return Ok(());
-        }
         let tags = crate::tagging_ops::tag_pairs(&req.input.tagging)?;
         let conn = req.extensions.get::<ConnectionInfo>().copied();
         self.decide(
@@ -373,9 +368,6 @@ impl S3Access for AccessPolicy {
             .is_some_and(|c| c.secure);
         if !secure && !self.settings.ssec_allow_plain_http && has_sse_c_headers(cx.headers()) {
             return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
-        }
-        if user.as_ref().is_some_and(|u| u.is_root) {
-            return Ok(());
         }
         let denied = || s3s::s3_error!(AccessDenied, "Access Denied");
         let (bucket, key) = match cx.s3_path() {
@@ -416,8 +408,7 @@ impl S3Access for AccessPolicy {
 }
 
 impl AccessPolicy {
-    /// The decision for a non-root caller on an object or bucket request: bucket owner check,
-    /// policy and ACLs. `extra` adds condition keys only the operation's input carries.
+    /// The decision on an object or bucket request: bucket owner check, policy and ACLs. `extra` adds condition keys only the operation's input carries.
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
