@@ -90,6 +90,11 @@ def test_post_sse_c_fields_refused_over_plain_http(srv):
     plain = srv.client(*USERS["owner"], endpoint=srv.http)
     r = post(plain, srv, bucket, "k", ssec_fields(os.urandom(32)))
     assert r.status_code == 400 and "<Code>InvalidRequest</Code>" in r.text, r.text
+    # SSE-C fields the policy does not name: still the transport error first, not the policy's verdict
+    p = plain.generate_presigned_post(bucket, "k", ExpiresIn=300)
+    r = requests.post(p["url"], data={**p["fields"], **ssec_fields(os.urandom(32))},
+                      files={"file": ("f.txt", b"posted body")})
+    assert r.status_code == 400 and "<Code>InvalidRequest</Code>" in r.text, r.text
     assert post(plain, srv, bucket, "k").status_code == 204
 
 

@@ -114,6 +114,24 @@ impl BrowserPost {
             S3Path::Root => return Err(s3_error!(NotImplemented, "Unknown operation")),
             S3Path::Object { .. } => return Err(s3_error!(MethodNotAllowed)),
         };
+        // SSE-C fields over plain HTTP: the key has crossed the network in clear, and that is
+        // what the client must hear first, before any policy verdict on the fields.
+        let secure = head
+            .extensions
+            .get::<ConnectionInfo>()
+            .is_some_and(|c| c.secure);
+        if !secure
+            && !self.s3.settings.ssec_allow_plain_http
+            && fields
+                .iter()
+                .any(|(name, _)| name.starts_with("x-amz-server-side-encryption-customer-"))
+        {
+            return Err(s3_error!(
+                InvalidRequest,
+                "{}",
+                crate::access::SSE_C_INSECURE_MESSAGE
+            ));
+        }
         let limit = FileSizeRange {
             min: 0,
             max: MAX_FILE_SIZE,
@@ -131,10 +149,6 @@ impl BrowserPost {
             None => limit,
         };
         // SSE-C headers on the request itself follow the transport rule of every request.
-        let secure = head
-            .extensions
-            .get::<ConnectionInfo>()
-            .is_some_and(|c| c.secure);
         if !secure && !self.s3.settings.ssec_allow_plain_http && has_sse_c_headers(&head.headers) {
             return Err(s3_error!(
                 InvalidRequest,
