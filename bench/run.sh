@@ -10,13 +10,14 @@
 #                          without SSE-C: checks that every op succeeds and every report has the expected shape.
 #                          Writes no doc. tests/e2e/test_bench_smoke.py runs it in CI.
 #   bench/run.sh --scale   scale with data (release build): for each count in BENCH_SCALE_COUNTS, a fresh data dir
-#                          filled with that many zero-byte objects by `coffer dev populate` (straight into the
-#                          metadata store: through the API, 1M fsynced PUTs take half an hour), then Coffer started
-#                          on it and measured over HTTPS: ListObjectsV2 pages of 1000 keys (from the start, from the
-#                          middle with start-after, under a prefix, 1000 "folders" with a delimiter), 4 KiB PUT and
-#                          GET (plain and SSE-C, c1 and c16), each cell with the server's peak RSS. Writes docs/benchmarks-scale.md: p50/p99
-#                          per op side by side, the ratio (issue 6: within 1.5x), populate time, memory.
-#                          About 3 minutes per count plus the populate (about 40 s for 1M) on 2 cores.
+#                          filled by `coffer dev populate` (straight into the metadata store: through the API, 1M
+#                          fsynced PUTs take half an hour) with that many zero-byte objects, plus as many in 1000
+#                          "folders" in a second bucket, and a Coffer on it. Then, in rounds (BENCH_SCALE_ROUNDS),
+#                          every cell against each count in turn, over HTTPS: ListObjectsV2 pages of 1000 keys (from
+#                          the start, from the middle with start-after, under a prefix, 1000 folders with a
+#                          delimiter), 4 KiB PUT and GET (plain and SSE-C, c1 and c16), each with the server's peak
+#                          RSS. Writes docs/benchmarks-scale.md: median p50/p99 per op side by side, the ratio
+#                          (issue 6: within 1.5x), populate time, memory. About 4 minutes per round on 2 cores.
 #   bench/run.sh --scale --smoke   the same with 1000 and 5000 objects, concurrency 2, 1 s cells, debug build, no
 #                          doc (tests/e2e/test_bench_smoke.py runs it with 0.3 s cells).
 #
@@ -37,6 +38,8 @@
 #   BENCH_CHART=0|1                      draw the PNG chart (default 1; needs matplotlib: tried in target/bench-venv)
 #   BENCH_SCALE_COUNTS="1000 1000000"    --scale: object counts (each at least 1000; smoke: "1000 5000")
 #   BENCH_SCALE_CONC="1 16"              --scale: concurrencies of every cell (smoke: "2")
+#   BENCH_SCALE_ROUNDS=3                 --scale: rounds of every cell against every count (smoke: 1); the report
+#                                        gives the median of the rounds. --scale cells: BENCH_DURATION=5 BENCH_WARMUP=1
 #   BENCH_SCALE_DOC=FILE                 --scale: the report (default docs/benchmarks-scale.md; "" for none; smoke: none)
 #   COFFER_HTTP=0|1                      also run Coffer over plain HTTP with its test-only --ssec-allow-plain-http
 #                                        (default: 1 when a peer speaks plain HTTP, as Garage does)
@@ -98,15 +101,21 @@ if [ "$SCALE" = 1 ]; then
     if [ "$SMOKE" = 1 ]; then
         SCALE_COUNTS=${BENCH_SCALE_COUNTS:-1000 5000}
         SCALE_CONCS=${BENCH_SCALE_CONC:-2}
+        SCALE_ROUNDS=${BENCH_SCALE_ROUNDS:-1}
         DOC=${BENCH_SCALE_DOC:-}
     else
         SCALE_COUNTS=${BENCH_SCALE_COUNTS:-1000 1000000}
         SCALE_CONCS=${BENCH_SCALE_CONC:-1 16}
+        SCALE_ROUNDS=${BENCH_SCALE_ROUNDS:-3}
+        DURATION=${BENCH_DURATION:-5}
+        WARMUP=${BENCH_WARMUP:-1}
         DOC=${BENCH_SCALE_DOC-docs/benchmarks-scale.md}
     fi
     for n in $SCALE_COUNTS; do
-        [[ $n =~ ^[0-9]+$ ]] && ((n >= 1000)) || die "BENCH_SCALE_COUNTS: $n is not a count of at least 1000"
+        [[ $n =~ ^[0-9]+$ ]] && ((n >= 1000)) && ((n % 1000 == 0)) \
+            || die "BENCH_SCALE_COUNTS: $n is not a multiple of 1000 (1000 at least)"
     done
+    [[ $SCALE_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALE_ROUNDS must be a positive number"
     RUN_LIMIT=0
     CHART=0
 fi
@@ -223,12 +232,16 @@ fi
 # Coffer on a temp data dir
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/coffer-bench.XXXXXX")
 COFFER_PID=
+SERVER_PIDS=()
 cleanup() {
-    if [ -n "$COFFER_PID" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
-        kill "$COFFER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$COFFER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$COFFER_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "$COFFER_PID" "${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -272,14 +285,28 @@ start_coffer() {
     log "coffer pid $COFFER_PID: $COFFER_HTTPS, $COFFER_HTTP_URL (ready in $COFFER_READY_S s, peak RSS ${COFFER_START_PEAK_KIB:-?} KiB)"
 }
 
-stop_coffer() {
-    if [ -n "$COFFER_PID" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
-        kill "$COFFER_PID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$COFFER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$COFFER_PID" 2>/dev/null || true
-        wait "$COFFER_PID" 2>/dev/null || true
+# wait_idle PID: waits (at most 300 s) until the process has used no CPU for a second (e.g. the server's
+# start-up GC pass over every record, which runs in the background once it is ready); prints the seconds waited.
+wait_idle() {
+    local t0 last cur
+    t0=$(now)
+    last=-1
+    for _ in $(seq 600); do
+        cur=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo gone)
+        [ "$cur" = "$last" ] && break
+        last=$cur
+        sleep 1
+    done
+    "$PYTHON" -c 'import sys; print(f"{max(0.0, float(sys.argv[2]) - float(sys.argv[1]) - 1):.1f}")' "$t0" "$(now)"
+}
+
+stop_pid() {
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        kill "$1" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
     fi
-    COFFER_PID=
 }
 
 if [ "$SCALE" = 0 ]; then
@@ -313,10 +340,12 @@ print(int(m.group(1))*u.get(m.group(2),1))' "$1")
 }
 
 # run_cell TARGET_INDEX SIZE OP ENC CONC [extra coffer-bench args...]
-# CELL_KIND names the cell when one op is measured several ways (--scale: list-start, list-middle, ...) and
-# CELL_TAG prefixes its file names; both default to nothing.
+# CELL_KIND names the cell when one op is measured several ways (--scale: list-start, list-middle, ...),
+# CELL_TAG prefixes its file names, CELL_COUNT and CELL_ROUND (--scale) go into cells.tsv; all default to nothing.
 CELL_KIND=
 CELL_TAG=
+CELL_COUNT=
+CELL_ROUND=
 run_cell() {
     local t=$1 size=$2 op=$3 enc=$4 conc=$5
     shift 5
@@ -338,8 +367,8 @@ run_cell() {
     local rc=0
     env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$BENCH" "${args[@]}" "$@" >"$file" 2>"${file%.json}.err" || rc=$?
     [ -n "$own_pid" ] && peak=$(rss_peak_kib "$own_pid")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$size" "$op" "$enc" "$conc" "$(basename "$file")" "$rc" \
-        "${peak:-}" "$kind" "${CELL_COUNT:-}" >>"$OUT/cells.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$size" "$op" "$enc" "$conc" "$(basename "$file")" \
+        "$rc" "${peak:-}" "$kind" "${CELL_COUNT:-}" "${CELL_ROUND:-}" >>"$OUT/cells.tsv"
     if [ "$rc" != 0 ]; then
         FAILED=1
         log "$(printf '%-12s %-6s %-14s %-5s c%-3s' "$name" "$size" "$kind" "$enc" "$conc") FAILED (exit $rc): $(tail -c 300 "${file%.json}.err" | tr '\n' ' ')"
@@ -392,13 +421,17 @@ for t in "${!TARGETS[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------------------------
-# --scale: for each count, a fresh data dir with that many objects, then the same cells against each
+# --scale: a data dir per count, each with a server, and every cell measured against each count in turn, in
+# rounds (the count order reversed every other round), so that other work on the machine weighs on both alike
 if [ "$SCALE" = 1 ]; then
     : >"$OUT/scale.tsv"
+    : >"$OUT/rounds.tsv"
     SCALE_BUCKET=scale
     # Distinct keys of the PUT and GET cells (GETs read objects written in the same run).
     OBJECTS=${BENCH_OBJECTS:-$([ "$SMOKE" = 1 ] && echo 4 || echo 1000)}
     timed=(--duration "$DURATION" --warmup "$WARMUP")
+    TARGETS=() T_ENDPOINT=() T_AK=() T_SK=() T_REGION=() T_CA=() T_INSECURE=() T_BUCKET=() T_PID=() T_OWN=()
+    declare -a S_COUNT=() S_DIR=() S_AFTER=() S_MIDDLE_KEYS=() S_PREFIX=()
     for count in $SCALE_COUNTS; do
         dir=$TMP/scale-$count
         rm -rf "$dir"
@@ -408,71 +441,89 @@ if [ "$SCALE" = 1 ]; then
         "$COFFER" dev populate --data-dir "$dir" --bucket "$SCALE_BUCKET" --count "$count" --prefix obj/ --width 8 \
             >"$OUT/populate-$count.txt" 2>&1 || die "coffer dev populate: $(tail -3 "$OUT/populate-$count.txt")"
         populate_s=$("$PYTHON" -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' "$t0" "$(now)")
+        log "$(cat "$OUT/populate-$count.txt") (wall $populate_s s)"
+        # Folders: a second bucket of as many objects in 1000 "folders", listed with delimiter "/".
+        "$COFFER" dev populate --data-dir "$dir" --bucket folders --count "$count" --prefix d/ --width 8 \
+            --per-folder $((count / 1000)) >"$OUT/populate-$count-folders.txt" 2>&1 \
+            || die "coffer dev populate: $(tail -3 "$OUT/populate-$count-folders.txt")"
+        log "$(cat "$OUT/populate-$count-folders.txt")"
         meta_bytes=$(stat -c %s "$dir/meta.redb")
-        log "$(cat "$OUT/populate-$count.txt") (wall $populate_s s, meta.redb $((meta_bytes >> 20)) MiB)"
         start_coffer "$dir" "$OUT/coffer-$count.log"
+        SERVER_PIDS+=("$COFFER_PID")
+        gc_s=$(wait_idle "$COFFER_PID")
+        start_peak_kib=$(rss_peak_kib "$COFFER_PID")
         idle_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$COFFER_PID/status")
-        TARGETS=() T_ENDPOINT=() T_AK=() T_SK=() T_REGION=() T_CA=() T_INSECURE=() T_BUCKET=() T_PID=() T_OWN=()
-        add_target coffer "$COFFER_HTTPS" "$ROOT_AK" "$ROOT_SK" us-east-1 "$COFFER_CA" 0 "$SCALE_BUCKET" "$COFFER_PID" 1
-        CELL_BUCKET=$SCALE_BUCKET
-        CELL_COUNT=$count
-        CELL_TAG="n${count}__"
-        # ListObjectsV2 pages of 1000 keys, before the PUT cells add keys: the bucket holds exactly $count objects.
-        # The middle page starts 500 keys before the middle key; the prefix selects the 1000 keys around it.
+        log "start-up pass done about $gc_s s after ready; peak RSS ${start_peak_kib:-?} KiB, now ${idle_kib:-?} KiB"
+        add_target "coffer-$count" "$COFFER_HTTPS" "$ROOT_AK" "$ROOT_SK" us-east-1 "$COFFER_CA" 0 "" "$COFFER_PID" 1
+        # ListObjectsV2 pages of 1000 keys. The middle page starts 500 keys before the middle key; the prefix selects
+        # the 1000 keys around it.
         mid=$((count / 2))
         after_index=$((mid - 500))
-        start_after=$(printf 'obj/%08d' "$after_index")
+        S_COUNT+=("$count")
+        S_DIR+=("$dir")
+        S_AFTER+=("$(printf 'obj/%08d' "$after_index")")
         middle_keys=$((count - after_index - 1))
         ((middle_keys > 1000)) && middle_keys=1000
-        list_prefix=$(printf 'obj/%05d' $((mid / 1000)))
-        for conc in $SCALE_CONCS; do
-            CELL_KIND=list-start
-            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "" --list-min-keys 1000 "${timed[@]}"
-            CELL_KIND=list-middle
-            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "" --list-start-after "$start_after" \
-                --list-min-keys "$middle_keys" "${timed[@]}"
-            CELL_KIND=list-prefix
-            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix "$list_prefix" --list-min-keys 1000 "${timed[@]}"
+        S_MIDDLE_KEYS+=("$middle_keys")
+        S_PREFIX+=("$(printf 'obj/%05d' $((mid / 1000)))")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$populate_s" "$meta_bytes" "$COFFER_READY_S" \
+            "${start_peak_kib:-}" "${idle_kib:-}" "$load_before" "${S_AFTER[-1]}" "${S_PREFIX[-1]}" \
+            "$(tr '\t\n' '  ' <"$OUT/populate-$count.txt")" "$gc_s" >>"$OUT/scale.tsv"
+    done
+
+    # scale_cell KIND OP ENC CONC [extra args]: one cell against every count, in this round's order.
+    scale_cell() {
+        local kind=$1 op=$2 enc=$3 conc=$4
+        shift 4
+        local i extra
+        for i in $ROUND_ORDER; do
+            CELL_KIND=$kind CELL_COUNT=${S_COUNT[$i]} CELL_ROUND=$ROUND CELL_TAG="r${ROUND}__"
+            CELL_BUCKET=$SCALE_BUCKET
+            extra=()
+            case $kind in
+                list-start) extra=(--list-prefix "" --list-min-keys 1000) ;;
+                list-middle) extra=(--list-prefix "" --list-start-after "${S_AFTER[$i]}" --list-min-keys "${S_MIDDLE_KEYS[$i]}") ;;
+                list-prefix) extra=(--list-prefix "${S_PREFIX[$i]}" --list-min-keys 1000) ;;
+                list-folders)
+                    CELL_BUCKET=folders
+                    extra=(--list-prefix d/ --list-delimiter / --list-min-keys 1000)
+                    ;;
+            esac
+            run_cell "$i" 4KiB "$op" "$enc" "$conc" "${extra[@]+"${extra[@]}"}" "$@" "${timed[@]}"
         done
-        CELL_KIND=
+        CELL_KIND= CELL_COUNT= CELL_ROUND= CELL_TAG=
+    }
+
+    forward=$(seq 0 $((${#S_COUNT[@]} - 1)) | tr '\n' ' ')
+    backward=$(seq $((${#S_COUNT[@]} - 1)) -1 0 | tr '\n' ' ')
+    for ROUND in $(seq "$SCALE_ROUNDS"); do
+        if ((ROUND % 2)); then ROUND_ORDER=$forward; else ROUND_ORDER=$backward; fi
+        printf '%s\t%s\n' "$ROUND" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" >>"$OUT/rounds.tsv"
+        log "round $ROUND of $SCALE_ROUNDS"
+        for conc in $SCALE_CONCS; do
+            for kind in list-start list-middle list-prefix list-folders; do
+                scale_cell "$kind" list plain "$conc" --no-prepare
+            done
+        done
         for enc in plain ssec; do
             for conc in $SCALE_CONCS; do
-                run_cell 0 4KiB put "$enc" "$conc" "${timed[@]}"
+                scale_cell put put "$enc" "$conc"
             done
-            # The first GET cell uploads the objects it reads (prepare phase, not timed); the others read them again.
-            # Cells run from the lowest concurrency up, so memory the allocator keeps after a busy cell does not
-            # count against a quieter cell's bound.
-            extra=()
+            # The first GET cell of the run uploads the objects it reads (prepare phase, not timed); the others read
+            # them again. Cells go from the lowest concurrency up.
             for conc in $(echo "$SCALE_CONCS" | tr ' ' '\n' | sort -n); do
-                run_cell 0 4KiB get "$enc" "$conc" "${extra[@]+"${extra[@]}"}" "${timed[@]}"
-                extra=(--no-prepare)
+                if [ "$ROUND" = 1 ] && [ "$conc" = "$(echo "$SCALE_CONCS" | tr ' ' '\n' | sort -n | head -1)" ]; then
+                    scale_cell get get "$enc" "$conc"
+                else
+                    scale_cell get get "$enc" "$conc" --no-prepare
+                fi
             done
         done
-        stop_coffer
-        meta_after=$(stat -c %s "$dir/meta.redb")
-        # Folders: a second bucket of $count objects in 1000 "folders", listed with delimiter "/": a page of 1000
-        # common prefixes, whatever the number of keys under each.
-        log "populating $count objects in 1000 folders into bucket folders"
-        "$COFFER" dev populate --data-dir "$dir" --bucket folders --count "$count" --prefix d/ --width 8 \
-            --per-folder $((count / 1000)) >>"$OUT/populate-$count.txt" 2>&1 \
-            || die "coffer dev populate: $(tail -3 "$OUT/populate-$count.txt")"
-        start_coffer "$dir" "$OUT/coffer-$count-folders.log"
-        T_ENDPOINT[0]=$COFFER_HTTPS T_CA[0]=$COFFER_CA T_PID[0]=$COFFER_PID
-        CELL_BUCKET=folders
-        CELL_KIND=list-folders
-        for conc in $SCALE_CONCS; do
-            run_cell 0 4KiB list plain "$conc" --no-prepare --list-prefix d/ --list-delimiter / --list-min-keys 1000 \
-                "${timed[@]}"
-        done
-        CELL_KIND=
-        stop_coffer
-        CELL_TAG=
-        CELL_COUNT=
-        load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$populate_s" "$meta_bytes" "$meta_after" \
-            "$COFFER_READY_S" "${COFFER_START_PEAK_KIB:-}" "${idle_kib:-}" "$load_before" "$load_after" "$start_after" \
-            "$list_prefix" "$(head -1 "$OUT/populate-$count.txt" | tr '\t' ' ')" >>"$OUT/scale.tsv"
-        rm -rf "$dir"
+    done
+    for i in "${!S_COUNT[@]}"; do
+        stop_pid "${T_PID[$i]}"
+        printf '%s\t%s\n' "${S_COUNT[$i]}" "$(stat -c %s "${S_DIR[$i]}/meta.redb")" >>"$OUT/meta_after.tsv"
+        rm -rf "${S_DIR[$i]}"
     done
 fi
 echo "load_end $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')" >"$OUT/load_end.txt"
@@ -496,8 +547,8 @@ BASE_MIB, PER_REQUEST_MIB, FLAT = 64, 8, 1.5
 
 cells, bad = [], []
 for line in (out / "cells.tsv").read_text().splitlines():
-    target, size, op, enc, conc, fname, rc, peak, kind, count = line.split("\t")
-    cell = dict(op=op, kind=kind, enc=enc, conc=int(conc), rc=int(rc), count=int(count),
+    target, size, op, enc, conc, fname, rc, peak, kind, count, rnd = line.split("\t")
+    cell = dict(op=op, kind=kind, enc=enc, conc=int(conc), rc=int(rc), count=int(count), round=int(rnd),
                 peak_kib=int(peak) if peak else None, report=None)
     try:
         r = json.loads((out / fname).read_text())
@@ -523,9 +574,15 @@ for line in (out / "cells.tsv").read_text().splitlines():
 runs = {}
 for line in (out / "scale.tsv").read_text().splitlines():
     f = line.split("\t")
-    runs[int(f[0])] = dict(populate_s=float(f[1]), meta_bytes=int(f[2]), meta_after=int(f[3]), ready_s=float(f[4]),
-                           start_peak_kib=int(f[5]) if f[5] else None, idle_kib=int(f[6]) if f[6] else None,
-                           load_before=f[7], load_after=f[8], start_after=f[9], prefix=f[10], populate_out=f[11])
+    runs[int(f[0])] = dict(populate_s=float(f[1]), meta_bytes=int(f[2]), ready_s=float(f[3]),
+                           start_peak_kib=int(f[4]) if f[4] else None, idle_kib=int(f[5]) if f[5] else None,
+                           load_before=f[6], start_after=f[7], prefix=f[8], populate_out=f[9], gc_s=float(f[10]))
+if (out / "meta_after.tsv").exists():
+    for line in (out / "meta_after.tsv").read_text().splitlines():
+        n, size = line.split("\t")
+        if int(n) in runs:
+            runs[int(n)]["meta_after"] = int(size)
+rounds = [line.split("\t") for line in (out / "rounds.tsv").read_text().splitlines()]
 for c in counts:
     if c not in runs:
         bad.append(f"count {c} did not run")
@@ -541,20 +598,33 @@ def label(n):
             return f"{n // unit}{name}"
     return f"{n:,}"
 
-def cell(count, kind, enc, conc):
-    for c in cells:
-        if (c["count"], c["kind"], c["enc"], c["conc"]) == (count, kind, enc, conc) and c["report"]:
-            return c
-    return None
-
-def lat(c, q):
-    if not c:
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
         return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+def group(count, kind, enc, conc):
+    """The cells of every round for one count and cell."""
+    return [c for c in cells if (c["count"], c["kind"], c["enc"], c["conc"]) == (count, kind, enc, conc)
+            and c["report"]]
+
+def one_lat(c, q):
     o = c["report"]["ops"].get(c["op"])
     return o["latency_ms"][q] if o and o.get("latency_ms") else None
 
-def opss(c):
-    return c["report"]["ops"][c["op"]]["ops_per_s"] if c else None
+def lat(g, q):
+    """Median over the rounds."""
+    return median(one_lat(c, q) for c in g) if g else None
+
+def opss(g):
+    return median(c["report"]["ops"][c["op"]]["ops_per_s"] for c in g) if g else None
+
+def peak(g):
+    """The highest over the rounds, in MiB."""
+    peaks = [c["peak_kib"] for c in g if c["peak_kib"] is not None]
+    return max(peaks) / 1024 if peaks else None
 
 def fmt(x, nd=2):
     return "–" if x is None else f"{x:,.{nd}f}"
@@ -582,44 +652,54 @@ w("")
 w(f"- date: {meta['date_utc']}")
 w(f"- command: `{meta['command']}`")
 w(f"- machine: {meta['nproc']} vCPU, {meta['cpu_model']}, {meta['memory']} RAM, {meta['kernel']}")
-w(f"- load average at start / end: {meta['load_start']} / {meta['load_end']} (the machine is shared: other work "
-  f"may have run at the same time; per count below)")
+w(f"- load average at start / end: {meta['load_start']} / {meta['load_end']}; at the start of each round: "
+  + ", ".join(f"{r[1]}" for r in rounds) + " (the machine is shared: other work may have run at the same time)")
 w(f"- versions: {meta['coffer']}, {meta['coffer_bench']}, {meta['rustc']}, git {meta['git']}, {meta['profile']} build")
 w(f"- each cell: {meta['warmup_s']} s warm-up, then {meta['duration_s']} s measured; latencies count the ops that "
   "completed inside the window; one HTTP/1.1 connection per concurrent request, loopback HTTPS (TLS 1.3)")
-w("- for each count: a fresh data dir, filled by `coffer dev populate` with that many zero-byte objects "
-  "`obj/00000000`, `obj/00000001`, ... in bucket `scale` (written straight into the metadata store, in "
-  "transactions of 50,000; the records are the ones a zero-byte PUT writes, with a blob id whose file is never "
-  "created, see crates/coffer/src/dev_cli.rs); then `coffer server` started on it with default settings "
-  "(fsync on every PUT)")
-w("- LIST cells (run first, while the bucket holds exactly the populated objects): ListObjectsV2, max-keys 1000, "
-  "each page checked to hold 1000 keys (`--list-min-keys`): **start** = no prefix, from the first key; "
+w(f"- for each count: a fresh data dir, filled by `coffer dev populate` with that many zero-byte objects "
+  "`obj/00000000`, `obj/00000001`, ... in bucket `scale`, and as many in bucket `folders` (below), so the store "
+  "holds twice the count (written straight into the metadata store, in transactions of 50,000; the records are the "
+  "ones a zero-byte PUT writes, with a blob id whose file is never created, see crates/coffer/src/dev_cli.rs); then "
+  "`coffer server` started on it with default settings (fsync on every PUT); one server per count, all running")
+w(f"- {len(rounds)} round(s): in each, every cell runs against each count in turn (the order of the counts reversed "
+  "every other round), so that load from other work weighs on both counts alike; the tables give the median over "
+  "the rounds of each cell's p50, p99 and ops/s")
+w("- LIST cells (before the round's PUT cells; PUT keys sort after the populated ones): ListObjectsV2, max-keys "
+  "1000, each page checked to hold 1000 keys (`--list-min-keys`; 999 for the 1k middle page): **start** = no "
+  "prefix, from the first key; "
   "**middle** = `start-after` 500 keys before the middle key; **prefix** = a prefix matching the 1000 keys "
   "around the middle; **folders** = a second bucket `folders` of as many objects in 1000 \"folders\" "
-  "(`d/00000000/...`, filled after the other cells, with a server restart), listed with prefix `d/` and delimiter "
+  "(`d/00000000/...`), listed with prefix `d/` and delimiter "
   "`/`: a page of 1000 common prefixes of count / 1000 keys each")
 w("- PUT cells: 4 KiB objects, new keys under `s4KiB-plain/` or `s4KiB-ssec/` (1000 keys, cycled); GET cells "
-  "read 4 KiB objects written in the same run (uploaded by the untimed prepare phase of the first GET cell, the "
-  "one of highest concurrency)")
+  "read 4 KiB objects written in the same run (uploaded by the untimed prepare phase of the first GET cell)")
 w("- peak RSS: the server's VmHWM from /proc, reset (`echo 5 > /proc/<pid>/clear_refs`) before each cell and "
-  "read after it, so it covers that cell only (prepare phase included)")
+  "read after it (prepare phase included), the highest over the rounds. The server is not restarted between cells: "
+  "the figure includes what the allocator kept from earlier cells (a c1 cell of round 2 runs after the c16 cells "
+  "of round 1)")
 w("")
 
 w("## Populate and start")
 w("")
-w("| objects | populate s | objects/s | meta.redb MiB | server ready s | peak RSS at start MiB | RSS idle MiB | load before / after |")
-w("|--:|--:|--:|--:|--:|--:|--:|---|")
+w("| objects | populate s | objects/s | meta.redb MiB (both buckets) | after the run | server ready s | "
+  "start-up GC pass s | peak RSS at start MiB | RSS idle MiB | load before populate |")
+w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
 for n in counts:
     r = runs.get(n)
     if not r:
         continue
+    after = r.get("meta_after")
     w(f"| {n:,} | {r['populate_s']:.1f} | {n / r['populate_s']:,.0f} | {r['meta_bytes'] / MIB:,.0f} | "
-      f"{r['ready_s']:.2f} | {fmt(r['start_peak_kib'] / 1024 if r['start_peak_kib'] else None, 1)} | "
-      f"{fmt(r['idle_kib'] / 1024 if r['idle_kib'] else None, 1)} | {r['load_before']} / {r['load_after']} |")
+      f"{fmt(after / MIB if after else None, 0)} | "
+      f"{r['ready_s']:.2f} | ~{r['gc_s']:.0f} | {fmt(r['start_peak_kib'] / 1024 if r['start_peak_kib'] else None, 1)} | "
+      f"{fmt(r['idle_kib'] / 1024 if r['idle_kib'] else None, 1)} | {r['load_before']} |")
 w("")
-w("`populate s` is the wall time of `coffer dev populate` (opening the store, the transactions and their fsyncs); "
-  "`server ready s` the time from starting `coffer server` to its ready file (the start-up pass reads every record "
-  "to find orphaned blobs).")
+w("`populate s` is the wall time of `coffer dev populate` for bucket `scale` (opening the store, the transactions "
+  "and their fsyncs); `server ready s` the time from starting `coffer server` (on both buckets) to its ready file. "
+  "The start-up GC pass (every record read to find orphaned blobs) then runs in the background; the script waits "
+  "until the server has used no CPU for a second (`start-up GC pass s`, to the second) before it reads the peak "
+  "RSS at start and begins the cells.")
 w("")
 
 CONCS = sorted({c["conc"] for c in cells})
@@ -642,7 +722,7 @@ w(head)
 w("|---|---|--:|" + "--:|" * len(counts) + "--:|--:|" + "--:|" * len(counts) + "---|")
 verdicts = []
 for kind, enc, conc in ROWS:
-    cs = [cell(n, kind, enc, conc) for n in counts]
+    cs = [group(n, kind, enc, conc) for n in counts]
     if not any(cs):
         continue
     rp50 = ratio(lat(cs[-1], "p50"), lat(cs[0], "p50"))
@@ -671,21 +751,20 @@ mem_ok, worst = True, None
 for n in counts:
     r = runs.get(n)
     if r and r["start_peak_kib"]:
-        peak = r["start_peak_kib"] / 1024
-        ok = peak <= BASE_MIB
+        pk = r["start_peak_kib"] / 1024
+        ok = pk <= BASE_MIB
         mem_ok &= ok
-        w(f"| {n:,} | start | 0 | {peak:.1f} | {BASE_MIB} | {'yes' if ok else '**no**'} |")
+        w(f"| {n:,} | start | 0 | {pk:.1f} | {BASE_MIB} | {'yes' if ok else '**no**'} |")
     for kind, enc, conc in ROWS:
-        c = cell(n, kind, enc, conc)
-        if not c or c["peak_kib"] is None:
+        pk = peak(group(n, kind, enc, conc))
+        if pk is None:
             continue
-        peak = c["peak_kib"] / 1024
-        ok = peak <= bound_mib(conc)
+        ok = pk <= bound_mib(conc)
         mem_ok &= ok
-        share = peak / bound_mib(conc)
+        share = pk / bound_mib(conc)
         if worst is None or share > worst[0]:
-            worst = (share, f"{label(n)} {NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} c{conc}: {peak:.1f} MiB")
-        w(f"| {n:,} | {NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} | {conc} | {peak:.1f} | "
+            worst = (share, f"{label(n)} {NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} c{conc}: {pk:.1f} MiB")
+        w(f"| {n:,} | {NAMES[kind]} {'SSE-C' if enc == 'ssec' else 'plain'} | {conc} | {pk:.1f} | "
           f"{bound_mib(conc)} | {'yes' if ok else '**no**'} |")
 w("")
 

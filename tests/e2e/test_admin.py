@@ -231,3 +231,30 @@ def test_credentials_from_the_aws_cli_profile(admin_server, tmp_path):
     res = subprocess.run([str(coffer_bin()), "admin", "--endpoint-url", srv.https, "--ca-bundle", srv.ca,
                           "user", "list"], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "no root credentials" in res.stderr, res.stderr
+
+
+def test_global_options_after_the_subcommand(admin_server):
+    """`--json`, `--endpoint-url` and `--data-dir` work after the subcommand too (as the README shows)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
+    env.update({"COFFER_ROOT_ACCESS_KEY": admin_server.access_key,
+                "COFFER_ROOT_SECRET_KEY": admin_server.secret_key, "HOME": str(admin_server.base)})
+    res = subprocess.run([str(coffer_bin()), "admin", "user", "list", "--json", "--endpoint-url", admin_server.https,
+                          "--data-dir", str(admin_server.data_dir)],
+                         env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    assert any(u["user"] == "root" for u in json.loads(res.stdout)["users"]), res.stdout
+
+
+def test_key_create_hint_carries_the_ca_bundle(admin_server):
+    admin(admin_server, "user", "create", "hinted")
+    _, text, _ = admin(admin_server, "key", "create", "hinted", json_out=False)
+    assert f"--ca-bundle {admin_server.data_dir / 'tls' / 'ca.pem'}" in text, text
+
+
+def test_unknown_ca_says_how_to_fix_it(admin_server, tmp_path):
+    other_ca = tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(tmp_path / "k.pem"), "-out", str(other_ca), "-subj", "/CN=other", "-days", "1"],
+                   check=True, capture_output=True, timeout=60)
+    rc, _, err = admin(admin_server, "--ca-bundle", str(other_ca), "user", "list", check=False)
+    assert rc != 0 and "--ca-bundle" in err and "--data-dir" in err, err

@@ -225,7 +225,7 @@ def test_run_sh_scale_smoke(tmp_path):
             assert report["list"]["delimiter"] == ("/" if c[8] == "list-folders" else None)
     runs = {line.split("\t")[0]: line.split("\t") for line in (out / "scale.tsv").read_text().splitlines()}
     assert set(runs) == {"1000", "5000"}
-    assert "populated 5000 zero-byte objects obj/00000000..obj/00004999" in runs["5000"][11]
+    assert "populated 5000 zero-byte objects obj/00000000..obj/00004999" in runs["5000"][9]
     text = doc.read_text()
     for heading in ("## Populate and start", "## Latency", "## Peak memory", "## Issue 6 targets"):
         assert heading in text

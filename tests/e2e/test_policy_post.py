@@ -90,6 +90,11 @@ def test_post_sse_c_fields_refused_over_plain_http(srv):
     plain = srv.client(*USERS["owner"], endpoint=srv.http)
     r = post(plain, srv, bucket, "k", ssec_fields(os.urandom(32)))
     assert r.status_code == 400 and "<Code>InvalidRequest</Code>" in r.text, r.text
+    # SSE-C fields the policy does not name: still the transport error first, not the policy's verdict
+    p = plain.generate_presigned_post(bucket, "k", ExpiresIn=300)
+    r = requests.post(p["url"], data={**p["fields"], **ssec_fields(os.urandom(32))},
+                      files={"file": ("f.txt", b"posted body")})
+    assert r.status_code == 400 and "<Code>InvalidRequest</Code>" in r.text, r.text
     assert post(plain, srv, bucket, "k").status_code == 204
 
 
@@ -159,3 +164,33 @@ def test_anonymous_writes_to_a_public_read_write_bucket(srv):
     anon = srv.client(signature_version=UNSIGNED)
     assert_client_error(anon.put_object, 501, "NotImplemented", Bucket=bucket, Key="framed", Body=b"foo")
     assert_client_error(owner.head_object, 404, "404", Bucket=bucket, Key="framed")
+
+
+def test_an_explicit_deny_binds_root_too_but_root_keeps_the_policy(srv):
+    """As an AWS account's root: root may do anything a policy does not explicitly deny, and can always read,
+    replace or delete the policy itself (so a bad Deny can be undone)."""
+    owner = srv.client(*USERS["owner"])
+    root = srv.client()
+    plain_root = srv.client(endpoint=srv.http)
+    bucket = unique_bucket("rootdeny")
+    owner.create_bucket(Bucket=bucket)
+    owner.put_object(Bucket=bucket, Key="doc", Body=b"tls only")
+    assert root.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"tls only"  # root reads others' buckets
+    deny_plain = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    root.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_plain))
+    assert_client_error(plain_root.get_object, 403, "AccessDenied", Bucket=bucket, Key="doc")
+    assert_client_error(plain_root.list_objects_v2, 403, "AccessDenied", Bucket=bucket)
+    assert_client_error(plain_root.put_object, 403, "AccessDenied", Bucket=bucket, Key="x", Body=b"x")
+    assert root.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"tls only"
+    # a Deny of everything, policy management included, still leaves root (and the owner) the policy
+    deny_all = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
+    root.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_all))
+    assert_client_error(root.get_object, 403, "AccessDenied", Bucket=bucket, Key="doc")
+    assert json.loads(root.get_bucket_policy(Bucket=bucket)["Policy"]) == deny_all
+    root.delete_bucket_policy(Bucket=bucket)
+    assert root.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"tls only"

@@ -929,3 +929,9 @@ def test_error_bodies_always_have_a_message(server, bucket):
     r = server.request("GET", bucket, "k" * 1025)
     err = assert_s3_error(r, 400, "KeyTooLongError")
     assert err.get("Message"), describe(r)
+
+
+@pytest.mark.parametrize("name", ["sthree-bucket", "amzn-s3-demo-bucket", "bucket-s3alias", "bucket--ol-s3",
+                                  "bucket--x-s3", "bucket--table-s3"])
+def test_reserved_bucket_names_are_refused(s3, name):
+    assert_client_error(s3.create_bucket, 400, "InvalidBucketName", Bucket=name)

@@ -159,3 +159,30 @@ def test_aws_cli_tagging(srv, tmp_path):
     out = json.loads(srv.aws("s3api", "get-object-tagging", "--bucket", bucket, "--key", "k",
                              workdir=tmp_path, access_key=ak, secret_key=sk).stdout)
     assert out["TagSet"] == [{"Key": "team", "Value": "storage"}]
+
+
+def test_no_version_id_in_a_bucket_without_versioning(srv):
+    """Records of a never-versioned bucket carry internal ids; tagging answers must not show them."""
+    s3 = srv.client(*USERS["owner"])
+    bucket = unique_bucket("tagsnv")
+    s3.create_bucket(Bucket=bucket)
+    assert "VersionId" not in s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    assert "VersionId" not in s3.put_object_tagging(Bucket=bucket, Key="k", Tagging=tagset([("a", "b")]))
+    assert "VersionId" not in s3.get_object_tagging(Bucket=bucket, Key="k")
+    assert "VersionId" not in s3.delete_object_tagging(Bucket=bucket, Key="k")
+
+
+def test_connection_reused_after_an_answer_without_the_body(srv):
+    """A PUT refused before its body is read (Expect: 100-continue answered with 403) and then an allowed
+    PUT from the same client: the server closes that connection (Connection: close), so botocore, which
+    misreads the next answer on a connection reused after such an exchange, never sees a phantom 403."""
+    owner = srv.client(*USERS["owner"])
+    other = srv.client(*USERS["other"])
+    bucket = unique_bucket("tags-conn")
+    owner.create_bucket(Bucket=bucket)
+    owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:RequestObjectTag/security": "public"}}}]}))
+    for i in range(15):
+        assert_client_error(other.put_object, 403, "AccessDenied", Bucket=bucket, Key=f"k{i}", Body=b"n")
+        other.put_object(Bucket=bucket, Key=f"k{i}", Body=b"y", Tagging="security=public")

@@ -101,7 +101,14 @@ pub async fn call(
     let tls = TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
-        .map_err(|e| format!("TLS with {}: {e}", authority.as_str()))?;
+        .map_err(|e| {
+            format!(
+                "TLS with {}: {e} (the server's certificate was checked against {}: give the CA \
+                 that signed it with --ca-bundle, or the server's data dir with --data-dir)",
+                authority.as_str(),
+                target.ca_bundle.display()
+            )
+        })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| format!("HTTP with {}: {e}", authority.as_str()))?;

@@ -42,9 +42,11 @@ fn past_prefix(p: &str) -> Vec<u8> {
 
 impl Coffer {
     pub fn list_objects(&self, bucket: &str, params: &ListParams) -> Result<ListPage, CoreError> {
-        if self.store().meta().bucket(bucket)?.is_none() {
+        let Some(bucket_record) = self.store().meta().bucket(bucket)? else {
             return Err(CoreError::NoSuchBucket);
-        }
+        };
+        // Only a bucket that has had versioning can hold delete markers.
+        let versioned = bucket_record.versioning.is_some();
         let meta = self.store().meta();
         let delimiter = params.delimiter.as_deref();
         let mut page = ListPage::default();
@@ -63,7 +65,7 @@ impl Coffer {
         let mut count = 0usize;
         meta.visit_objects(bucket, &params.prefix, &from, inclusive, |key, raw| {
             // Deleted in a versioned bucket: not listed, and rolls up into nothing.
-            if raw.is_delete_marker()? {
+            if versioned && raw.is_delete_marker()? {
                 return Ok(Visit::Next);
             }
             if count == params.max_keys {

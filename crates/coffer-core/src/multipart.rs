@@ -437,6 +437,7 @@ impl Coffer {
                     size: p.size,
                     stream_salt: p.stream_salt,
                     etag: p.etag,
+                    checksum: p.checksum,
                     inline: false,
                 })
                 .collect(),

@@ -197,6 +197,7 @@ impl Coffer {
                 size,
                 stream_salt: stream_salt.map(|s| s.0),
                 etag: etag.clone(),
+                checksum: None,
                 // Set once the writer says where the bytes went.
                 inline: false,
             }],

@@ -18,8 +18,10 @@ use coffer_sse::SEALED_CHUNK_SIZE;
 pub(crate) const SEALED_CHUNKS_PER_READ: usize = 4;
 /// Capacity of a pooled buffer: one read of sealed chunks (256 KiB of plaintext and its tags).
 pub(crate) const READ_BUFFER_LEN: usize = SEALED_CHUNK_SIZE * SEALED_CHUNKS_PER_READ;
-/// Idle buffers a pool keeps (16 MiB): enough for several streams at full read-ahead.
-const MAX_IDLE: usize = 64;
+/// Idle buffers a pool keeps (6 MiB): enough for four streams at full read-ahead (about six
+/// buffers each). More concurrent streams allocate the rest; keeping them all idle would hold
+/// memory the server's RSS bound (64 MiB + 8 MiB per request) counts at every later request.
+const MAX_IDLE: usize = 24;
 
 /// Idle read buffers, each `READ_BUFFER_LEN` initialized bytes.
 pub(crate) struct ReadBufferPool {

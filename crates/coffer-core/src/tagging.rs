@@ -73,22 +73,34 @@ impl Coffer {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> Result<(String, Vec<(String, String)>), CoreError> {
+    ) -> Result<(Option<String>, Tags), CoreError> {
+        let versioned = self.bucket_had_versioning(bucket)?;
         let record = self.object_record(bucket, key, version_id)?;
-        Ok((record.exposed_version_id().to_owned(), record.tags))
+        Ok((shown_version(versioned, &record), record.tags))
+    }
+
+    /// Whether versioning was ever set on `bucket` (only then are version ids shown).
+    fn bucket_had_versioning(&self, bucket: &str) -> Result<bool, CoreError> {
+        Ok(self
+            .store()
+            .meta()
+            .bucket(bucket)?
+            .ok_or(CoreError::NoSuchBucket)?
+            .versioning
+            .is_some())
     }
 
     /// Replaces the tags of a version (`None`: the current one); an empty set removes them.
-    /// Returns the version id clients see.
+    /// Returns the version id clients see, if any.
     pub async fn set_object_tags(
         &self,
         bucket: &str,
         key: &str,
         version_id: Option<String>,
         tags: Vec<(String, String)>,
-    ) -> Result<String, CoreError> {
+    ) -> Result<Option<String>, CoreError> {
         validate_tags(&tags)?;
-        self.bucket(bucket)?;
+        let versioned = self.bucket_had_versioning(bucket)?;
         let missing = if version_id.is_some() {
             CoreError::NoSuchVersion
         } else {
@@ -104,9 +116,19 @@ impl Coffer {
             )?)
         })
         .await?
-        .map(|rec| rec.exposed_version_id().to_owned())
+        .map(|rec| shown_version(versioned, &rec))
         .ok_or(missing)
     }
+}
+
+/// Object tags, (key, value) in the order given.
+pub type Tags = Vec<(String, String)>;
+
+/// The version id a tagging answer shows: none in a bucket that never had versioning (its
+/// records' ids are internal), none for the "null" version, as on GetObject.
+fn shown_version(versioned: bool, record: &coffer_store::ObjectRecord) -> Option<String> {
+    let id = record.exposed_version_id();
+    (versioned && id != "null").then(|| id.to_owned())
 }
 
 #[cfg(test)]

@@ -155,9 +155,9 @@ fn url_query_pairs(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The decision for a non-root caller on an existing bucket: an explicit Deny in the bucket
-/// policy refuses (except the owner managing the policy itself), an Allow grants, and
-/// otherwise the owner may and others only what canned ACLs grant.
+/// The decision on an existing bucket: an explicit Deny in the bucket policy refuses (except
+/// the owner, or root, managing the policy itself), an Allow grants, and otherwise the owner
+/// (and root) may and others only what canned ACLs grant.
 pub(crate) fn authorize(
     coffer: &Coffer,
     user: Option<&crate::User>,
@@ -167,7 +167,9 @@ pub(crate) fn authorize(
     action: &str,
     context: &HashMap<String, Vec<String>>,
 ) -> bool {
-    let is_owner = user.is_some_and(|u| u.name == info.owner);
+    // Root acts as the owner of every bucket, and like an account's root on AWS it is still
+    // bound by an explicit Deny in a bucket policy (but can always manage the policy itself).
+    let is_owner = user.is_some_and(|u| u.is_root || u.name == info.owner);
     let decision = match info.policy.as_deref() {
         Some(doc) => match crate::policy::BucketPolicy::parse(doc, &info.name) {
             Ok(policy) => {
@@ -234,7 +236,7 @@ fn acl_allows(
         | "ListParts"
         | "CopyObject"
         | "UploadPartCopy" => bucket_acl == Some("public-read-write"),
-        "GetObject" | "HeadObject" => key.is_some_and(|k| {
+        "GetObject" | "HeadObject" | "GetObjectAttributes" => key.is_some_and(|k| {
             coffer
                 .object_record(&bucket.name, k, None)
                 .is_ok_and(|r| grants_read(r.acl.as_deref()))
@@ -256,80 +258,73 @@ pub(crate) fn action_of(op: &str, uri: &http::Uri) -> &'static str {
     }
 }
 
-#[async_trait::async_trait]
-impl S3Access for AccessPolicy {
-    /// Browser form uploads: the SSE-C transport rule and the authorization decision, with the
-    /// form's fields as condition keys (a policy requiring SSE-C must see the form's SSE-C
-    /// algorithm field, not just headers).
-    async fn post_object(
-        &self,
-        req: &mut s3s::S3Request<s3s::dto::PostObjectInput>,
-    ) -> S3Result<()> {
-        let input = &req.input;
-        let has_sse_c = input.sse_customer_algorithm.is_some()
-            || input.sse_customer_key.is_some()
-            || input.sse_customer_key_md5.is_some();
-        let conn = req.extensions.get::<ConnectionInfo>().copied();
-        let secure = conn.is_some_and(|c| c.secure);
-        if has_sse_c && !secure && !self.settings.ssec_allow_plain_http {
-            return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
-        }
-        let user = match &req.credentials {
-            Some(c) => Some(
-                self.users
-                    .by_access_key(&c.access_key)
-                    .ok_or_else(|| s3s::s3_error!(InvalidAccessKeyId))?,
-            ),
-            None => None,
-        };
-        if user.as_ref().is_some_and(|u| u.is_root) {
-            return Ok(());
-        }
-        let info = match self.coffer.bucket(&input.bucket) {
-            Ok(info) => info,
-            Err(CoreError::NoSuchBucket) => return Ok(()),
-            Err(e) => return Err(crate::errors::to_s3_error(e, &self.settings)),
-        };
-        let mut context = policy_context(&req.headers, &req.uri, conn, user.as_ref());
-        if let Some(a) = &input.sse_customer_algorithm {
-            context.insert(
-                "s3:x-amz-server-side-encryption-customer-algorithm".into(),
-                vec![a.clone()],
-            );
-        }
-        if let Some(sse) = &input.server_side_encryption {
-            context.insert(
-                "s3:x-amz-server-side-encryption".into(),
-                vec![sse.as_str().to_owned()],
-            );
-        }
-        let form_acl = req
-            .extensions
-            .get::<crate::post_form::PostFormFields>()
-            .and_then(|f| f.acl().map(str::to_owned));
-        if let Some(acl) = input
-            .acl
-            .as_ref()
-            .map(|a| a.as_str().to_owned())
-            .or(form_acl)
-        {
-            context.insert("s3:x-amz-acl".into(), vec![acl]);
-        }
-        if authorize(
-            &self.coffer,
-            user.as_ref(),
-            &info,
-            Some(&input.key),
-            "PostObject",
-            "s3:PutObject",
-            &context,
-        ) {
-            Ok(())
-        } else {
-            Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+/// What a browser POST form asks for that bucket policies can test: its fields stand in for
+/// the headers of a PUT.
+pub(crate) struct PostRequest<'a> {
+    pub(crate) bucket: &'a str,
+    pub(crate) key: &'a str,
+    /// Whether any SSE-C field was sent.
+    pub(crate) sse_customer: bool,
+    pub(crate) sse_customer_algorithm: Option<&'a str>,
+    pub(crate) server_side_encryption: Option<&'a str>,
+    pub(crate) acl: Option<&'a str>,
+}
+
+/// The access decision for a browser POST upload, made before its file is read: the SSE-C
+/// transport rule for the form's SSE-C fields, then the bucket policy and ACLs, with the form's fields as condition keys (a policy requiring SSE-C must see
+/// the form's SSE-C algorithm field, not just headers).
+pub(crate) fn decide_post(
+    coffer: &Coffer,
+    settings: &S3Settings,
+    user: Option<&crate::User>,
+    head: &http::request::Parts,
+    post: &PostRequest<'_>,
+) -> S3Result<()> {
+    let conn = head.extensions.get::<ConnectionInfo>().copied();
+    let secure = conn.is_some_and(|c| c.secure);
+    if post.sse_customer && !secure && !settings.ssec_allow_plain_http {
+        return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
+    }
+    let info = match coffer.bucket(post.bucket) {
+        Ok(info) => info,
+        // The write answers NoSuchBucket.
+        Err(CoreError::NoSuchBucket) => return Ok(()),
+        Err(e) => return Err(crate::errors::to_s3_error(e, settings)),
+    };
+    let mut context = policy_context(&head.headers, &head.uri, conn, user);
+    let form_keys = [
+        (
+            "s3:x-amz-server-side-encryption-customer-algorithm",
+            post.sse_customer_algorithm,
+        ),
+        (
+            "s3:x-amz-server-side-encryption",
+            post.server_side_encryption,
+        ),
+        ("s3:x-amz-acl", post.acl),
+    ];
+    for (name, value) in form_keys {
+        if let Some(v) = value {
+            context.insert(name.into(), vec![v.to_owned()]);
         }
     }
+    if authorize(
+        coffer,
+        user,
+        &info,
+        Some(post.key),
+        "PostObject",
+        "s3:PutObject",
+        &context,
+    ) {
+        Ok(())
+    } else {
+        Err(s3s::s3_error!(AccessDenied, "Access Denied"))
+    }
+}
 
+#[async_trait::async_trait]
+impl S3Access for AccessPolicy {
     /// PutObjectTagging: decided with the body's tags as `s3:RequestObjectTag/<key>`.
     async fn put_object_tagging(
         &self,
@@ -343,9 +338,6 @@ impl S3Access for AccessPolicy {
             ),
             None => None,
         };
-        if user.as_ref().is_some_and(|u| u.is_root) {
-            return Ok(());
-        }
         let tags = crate::tagging_ops::tag_pairs(&req.input.tagging)?;
         let conn = req.extensions.get::<ConnectionInfo>().copied();
         self.decide(
@@ -377,9 +369,6 @@ impl S3Access for AccessPolicy {
         if !secure && !self.settings.ssec_allow_plain_http && has_sse_c_headers(cx.headers()) {
             return Err(s3s::s3_error!(InvalidRequest, "{}", SSE_C_INSECURE_MESSAGE));
         }
-        if user.as_ref().is_some_and(|u| u.is_root) {
-            return Ok(());
-        }
         let denied = || s3s::s3_error!(AccessDenied, "Access Denied");
         let (bucket, key) = match cx.s3_path() {
             S3Path::Root => {
@@ -393,9 +382,8 @@ impl S3Access for AccessPolicy {
             S3Path::Object { bucket, key } => (bucket.to_string(), Some(key.to_string())),
         };
         let op = cx.s3_op().name().to_owned();
-        if op == "PostObject" || op == "PutObjectTagging" {
-            // Browser uploads carry SSE-C and other conditions as form fields, and
-            // PutObjectTagging its tags in the body: their hooks below decide, with those.
+        if op == "PutObjectTagging" {
+            // PutObjectTagging carries its tags in the body: its hook above decides, with them.
             return Ok(());
         }
         if op == "CreateBucket" {
@@ -420,8 +408,7 @@ impl S3Access for AccessPolicy {
 }
 
 impl AccessPolicy {
-    /// The decision for a non-root caller on an object or bucket request: bucket owner check,
-    /// policy and ACLs. `extra` adds condition keys only the operation's input carries.
+    /// The decision on an object or bucket request: bucket owner check, policy and ACLs. `extra` adds condition keys only the operation's input carries.
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
@@ -481,7 +468,7 @@ impl AccessPolicy {
         let action = action_of(op, uri);
         // S3 tells a caller that may list the bucket that an object is missing (404); others
         // get 403 whether it exists or not.
-        if matches!(op, "GetObject" | "HeadObject")
+        if matches!(op, "GetObject" | "HeadObject" | "GetObjectAttributes")
             && let Some(k) = key
             && matches!(
                 self.coffer.object_record(bucket, k, None),

@@ -27,6 +27,12 @@ impl CofferS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let user = self.caller(&req)?;
         let input = req.input;
+        if reserved_bucket_name(&input.bucket) {
+            return Err(s3_error!(
+                InvalidBucketName,
+                "The specified bucket is not valid: this prefix or suffix is reserved."
+            ));
+        }
         let acl = crate::acl_ops::canned(input.acl.as_ref().map(BucketCannedACL::as_str), false)?;
         if let Some(constraint) = input
             .create_bucket_configuration
@@ -173,5 +179,36 @@ pub(crate) fn owner_of(name: &str) -> Owner {
     Owner {
         display_name: Some(name.to_owned()),
         id: Some(name.to_owned()),
+    }
+}
+
+/// Prefixes and suffixes AWS reserves for its own names (access point aliases, directory and
+/// table buckets, ...), on top of the syntax s3s checks (which already refuses `xn--`).
+fn reserved_bucket_name(name: &str) -> bool {
+    const PREFIXES: [&str; 3] = ["sthree-", "sthree-configurator", "amzn-s3-demo-"];
+    const SUFFIXES: [&str; 5] = ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+#[cfg(test)]
+mod reserved_name_tests {
+    use super::reserved_bucket_name;
+
+    #[test]
+    fn aws_reserved_names_are_refused() {
+        for name in [
+            "sthree-x",
+            "amzn-s3-demo-bucket",
+            "x-s3alias",
+            "x--ol-s3",
+            "x.mrap",
+            "x--x-s3",
+            "x--table-s3",
+        ] {
+            assert!(reserved_bucket_name(name), "{name}");
+        }
+        for name in ["sthree", "my-bucket", "s3alias", "three-x", "x-s3aliasy"] {
+            assert!(!reserved_bucket_name(name), "{name}");
+        }
     }
 }

@@ -67,9 +67,6 @@ impl CofferS3 {
         version: Option<&str>,
     ) -> S3Result<()> {
         let user = self.caller(req)?;
-        if user.is_root {
-            return Ok(());
-        }
         let info = self.coffer.bucket(bucket).map_err(|e| self.map_err(e))?;
         let action = if version.is_some() {
             "s3:GetObjectVersion"

@@ -123,9 +123,33 @@ pub(crate) fn to_s3_error(err: CoreError, settings: &S3Settings) -> S3Error {
     e
 }
 
-/// A failed request body: a bad chunk signature, a malformed aws-chunked frame, or a client
-/// that went away. s3s reports these as opaque stream errors; tell them apart by their text.
-fn body_error(source: &(dyn std::error::Error + Send + Sync)) -> S3Error {
+/// A failed request body: a bad chunk signature, a malformed aws-chunked frame, a client
+/// that went away, or a browser form's file outside its policy's size range. s3s reports its
+/// errors as opaque stream errors; tell them apart by their text.
+fn body_error(source: &(dyn std::error::Error + Send + Sync + 'static)) -> S3Error {
+    use crate::post_file::FilePartError;
+    match source.downcast_ref::<FilePartError>() {
+        Some(FilePartError::AboveRange) => {
+            return S3Error::with_message(
+                S3ErrorCode::EntityTooLarge,
+                "Your proposed upload exceeds the maximum allowed object size.",
+            );
+        }
+        Some(FilePartError::BelowRange) => {
+            return S3Error::with_message(
+                S3ErrorCode::EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            );
+        }
+        Some(FilePartError::Unterminated) => {
+            return S3Error::with_message(
+                S3ErrorCode::MalformedPOSTRequest,
+                "The body of your POST request is not well-formed multipart/form-data.",
+            );
+        }
+        Some(FilePartError::Body(inner)) => return body_error(inner.as_ref()),
+        None => {}
+    }
     let text = source.to_string();
     if text.contains("Sha256Mismatch") {
         S3Error::with_message(
@@ -151,6 +175,13 @@ fn body_error(source: &(dyn std::error::Error + Send + Sync)) -> S3Error {
             "You did not provide the number of bytes specified by the Content-Length HTTP header.",
         )
     }
+}
+
+/// A refusal made outside s3s (`prefilter.rs`, `sigv2.rs`) as an S3 error.
+pub(crate) fn refusal(r: crate::prefilter::Refusal) -> S3Error {
+    let code = S3ErrorCode::from_bytes(r.code.as_bytes())
+        .unwrap_or_else(|| S3ErrorCode::Custom(r.code.into()));
+    S3Error::with_message(code, r.message).with_status(r.status)
 }
 
 pub(crate) fn sse_header_error(err: SseHeaderError) -> S3Error {

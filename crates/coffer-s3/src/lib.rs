@@ -8,6 +8,7 @@
 mod access;
 mod acl_ops;
 mod admin;
+mod attributes_ops;
 mod bucket_ops;
 mod copy_ops;
 mod cors;
@@ -19,7 +20,11 @@ mod multipart_ops;
 mod object_ops;
 pub mod policy;
 mod policy_ops;
+mod post_auth;
+mod post_file;
 pub mod post_form;
+mod post_object;
+mod post_policy;
 pub mod prefilter;
 mod service;
 pub mod sigv2;
@@ -28,8 +33,10 @@ mod tagging_ops;
 mod users;
 mod versioning_ops;
 
+pub use attributes_ops::{is_get_object_attributes, unquote_attributes_etag};
 pub use cors::CorsResponder;
 pub use host::CofferHost;
+pub use post_object::{BrowserPost, PostForm};
 pub use users::{User, UserDirectory, UserSource};
 
 use std::net::SocketAddr;

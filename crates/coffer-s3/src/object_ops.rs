@@ -212,7 +212,9 @@ macro_rules! checksums_of {
 pub(crate) use checksums_of;
 
 /// The stored whole-object checksum: (algorithm, value, checksum type).
-fn stored_checksum(record: &ObjectRecord) -> Option<(ChecksumAlgorithm, String, &'static str)> {
+pub(crate) fn stored_checksum(
+    record: &ObjectRecord,
+) -> Option<(ChecksumAlgorithm, String, &'static str)> {
     let (spec, value) = record.checksum.as_ref()?;
     let (name, kind) = match spec.split_once(':') {
         Some((n, _)) => (n, ChecksumType::FULL_OBJECT),
@@ -263,40 +265,12 @@ fn conditions(
     }
 }
 
-/// A browser POST upload's answer (s3s's PostObject runs the PUT path, then writes only the
-/// status, the 201 body or the 303 Location). AWS also sends the PUT headers, and quotes the
-/// ETag in the 201 body and in the redirect's `etag` parameter, where s3s writes its bare
-/// value: the value handed back carries the quotes.
-fn browser_post_response(mut output: PutObjectOutput) -> S3Response<PutObjectOutput> {
-    let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: Option<&str>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(name, v);
-        }
-    };
-    let etag = output.e_tag.take().map(|e| format!("\"{}\"", e.value()));
-    put("etag", etag.as_deref());
-    put("x-amz-version-id", output.version_id.as_deref());
-    put(
-        "x-amz-server-side-encryption",
-        output.server_side_encryption.as_ref().map(|s| s.as_str()),
-    );
-    put(
-        "x-amz-server-side-encryption-aws-kms-key-id",
-        output.ssekms_key_id.as_deref(),
-    );
-    put(
-        "x-amz-server-side-encryption-customer-algorithm",
-        output.sse_customer_algorithm.as_deref(),
-    );
-    put(
-        "x-amz-server-side-encryption-customer-key-md5",
-        output.sse_customer_key_md5.as_deref(),
-    );
-    output.e_tag = etag.map(ETag::Strong);
-    let mut resp = S3Response::new(output);
-    resp.headers = headers;
-    resp
+/// Where the length of a new object's body comes from.
+pub(crate) enum BodyLength {
+    /// Declared before the body: `x-amz-decoded-content-length` or Content-Length (PUT).
+    Declared,
+    /// Known when the body ends: a browser POST form's file, which ends at its boundary.
+    Delimited,
 }
 
 impl CofferS3 {
@@ -305,7 +279,32 @@ impl CofferS3 {
         mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         crate::ssec::drop_key_headers(&mut req.headers);
-        let input = &mut req.input;
+        let body = body_stream(req.input.body.take());
+        let output = self
+            .write_object(
+                &mut req.input,
+                body,
+                &req.headers,
+                BodyLength::Declared,
+                None,
+                req.trailing_headers.clone(),
+            )
+            .await?;
+        Ok(S3Response::new(output))
+    }
+
+    /// Writes a new object: PutObject, and a browser POST form's file (whose fields make the
+    /// input, with its tags as a Tagging document in `form_tagging`). `headers` are the
+    /// request's, with the SSE-C key headers already dropped.
+    pub(crate) async fn write_object(
+        &self,
+        input: &mut PutObjectInput,
+        body: ByteStream<coffer_core::BoxError>,
+        headers: &HeaderMap,
+        length: BodyLength,
+        form_tagging: Option<&str>,
+        trailers: Option<TrailingHeaders>,
+    ) -> S3Result<PutObjectOutput> {
         let customer_key = take_customer_key(
             &mut input.sse_customer_algorithm,
             &mut input.sse_customer_key,
@@ -316,39 +315,30 @@ impl CofferS3 {
             input.server_side_encryption.as_ref(),
             input.ssekms_key_id.take(),
         )?;
-        let form = req
-            .extensions
-            .get::<crate::post_form::PostFormFields>()
-            .cloned();
-        let form_acl = form.as_ref().and_then(|f| f.acl().map(str::to_owned));
-        let acl = crate::acl_ops::canned(
-            input
-                .acl
-                .as_ref()
-                .map(ObjectCannedACL::as_str)
-                .or(form_acl.as_deref()),
-            true,
-        )?;
-        let form_tags = form.as_ref().and_then(|f| f.tags()).transpose()?;
-        let expected_len = declared_length(&req.headers, input.content_length)?;
+        let acl = crate::acl_ops::canned(input.acl.as_ref().map(ObjectCannedACL::as_str), true)?;
+        let form_tags = form_tagging
+            .map(crate::tagging_ops::tags_of_document)
+            .transpose()?;
+        let expected_len = match length {
+            BodyLength::Declared => declared_length(headers, input.content_length)?,
+            BodyLength::Delimited => None,
+        };
         let checksum = expected_checksum(
             checksums_of!(input),
             input.checksum_algorithm.as_ref(),
-            &req.headers,
-            req.trailing_headers.clone(),
+            headers,
+            trailers,
         )?;
-        let metadata = object_metadata(
+        let mut metadata = object_metadata(
             input.metadata.take(),
             input.content_type.take(),
             input.content_encoding.take(),
             input.content_disposition.take(),
             input.content_language.take(),
             input.cache_control.take(),
-            &req.headers,
+            headers,
         );
         let (sse_algorithm, sse_key_md5) = echo(customer_key.as_ref());
-        let body = body_stream(input.body.take());
-        let mut metadata = metadata;
         metadata.acl = acl;
         metadata.tags = match form_tags {
             Some(tags) => {
@@ -365,7 +355,7 @@ impl CofferS3 {
             checksum,
             metadata,
             encryption: coffer_core::Encryption::from_parts(customer_key, server_side.clone()),
-            conditions: write_conditions(&req.headers),
+            conditions: write_conditions(headers),
         };
         let outcome = self
             .coffer
@@ -387,10 +377,7 @@ impl CofferS3 {
             set_checksum!(output, alg, value);
             output.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
         }
-        if req.method == http::Method::POST {
-            return Ok(browser_post_response(output));
-        }
-        Ok(S3Response::new(output))
+        Ok(output)
     }
 
     pub(crate) async fn op_get_object(

@@ -41,15 +41,31 @@ impl S3 for CofferS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        // s3s's default post_object comes here too, with the form's method (see
-        // `browser_post_response`).
         self.op_put_object(req).await
+    }
+    async fn post_object(
+        &self,
+        _req: S3Request<PostObjectInput>,
+    ) -> S3Result<S3Response<PostObjectOutput>> {
+        // Browser forms are Coffer's own (`post_object.rs`): s3s would have read the whole file
+        // into memory before coming here. A form reaching s3s is one Coffer did not take for
+        // a form; refused, and never written.
+        Err(s3s::s3_error!(
+            MalformedPOSTRequest,
+            "The body of your POST request is not well-formed multipart/form-data."
+        ))
     }
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         self.op_get_object(req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        self.op_get_object_attributes(req).await
     }
     async fn head_object(
         &self,

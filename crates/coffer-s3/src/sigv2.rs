@@ -19,9 +19,9 @@ use aws_lc_rs::hmac;
 use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
-use crate::UserDirectory;
 use crate::host::CofferHost;
 use crate::prefilter::Refusal;
+use crate::{User, UserDirectory};
 
 /// Sub-resources that are part of the canonicalized resource, in the order they are appended
 /// (sorted; the list SigV2 clients sign with).
@@ -75,6 +75,11 @@ const MISMATCH: Refusal = Refusal {
     status: StatusCode::FORBIDDEN,
     code: "SignatureDoesNotMatch",
     message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+};
+const UNKNOWN_KEY: Refusal = Refusal {
+    status: StatusCode::FORBIDDEN,
+    code: "InvalidAccessKeyId",
+    message: "The AWS Access Key Id you provided does not exist in our records.",
 };
 const SKEWED: Refusal = Refusal {
     status: StatusCode::FORBIDDEN,
@@ -357,20 +362,29 @@ impl SigV2Guard {
         None
     }
 
-    /// Checks a browser POST form's SigV2 fields (`AWSAccessKeyId`, `signature` and no
-    /// `x-amz-signature`): the signature is the HMAC-SHA1 of the base64 policy. `field` looks
-    /// a form field up by lowercase name, as s3s does.
-    pub fn check_form<'a>(&self, field: impl Fn(&str) -> Option<&'a str>) -> Option<Refusal> {
-        if field("x-amz-signature").is_some() {
-            return None;
-        }
-        let signature = field("signature")?;
+    /// The user who signed a browser POST form with SigV2 (`AWSAccessKeyId`, `signature`: the
+    /// HMAC-SHA1 of the base64 policy); `Ok(None)` for a form without a `signature` field.
+    /// `field` looks a form field up by lowercase name. A SigV4 form is not this function's.
+    pub(crate) fn form_signer<'a>(
+        &self,
+        field: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Option<User>, Refusal> {
+        let Some(signature) = field("signature") else {
+            return Ok(None);
+        };
         if !self.enabled {
-            return Some(UNSUPPORTED);
+            return Err(UNSUPPORTED);
         }
-        let policy = field("policy")?;
-        let user = self.users.by_access_key(field("awsaccesskeyid")?)?;
-        (!verify(user.secret_key(), policy, signature)).then_some(MISMATCH)
+        let user = self
+            .users
+            .by_access_key(field("awsaccesskeyid").unwrap_or_default())
+            .ok_or(UNKNOWN_KEY)?;
+        let policy = field("policy").unwrap_or_default();
+        if verify(user.secret_key(), policy, signature) {
+            Ok(Some(user))
+        } else {
+            Err(MISMATCH)
+        }
     }
 
     /// The bucket a virtual-hosted-style Host names (as s3s decides it: never for an IP).
@@ -745,37 +759,31 @@ mod tests {
         let g = guard(true);
         let policy = "eyJleHBpcmF0aW9uIjoiMjAzMC0wMS0wMVQwMDowMDowMFoiLCJjb25kaXRpb25zIjpbXX0=";
         let sig = sign(SECRET, policy);
-        let form = |signature: &str, v4: bool| {
-            let mut f: Vec<(&str, String)> = vec![
+        let form = |signature: &str| -> Vec<(&str, String)> {
+            vec![
                 ("awsaccesskeyid", "AKIAIOSFODNN7EXAMPLE".into()),
                 ("policy", policy.into()),
                 ("signature", signature.into()),
-            ];
-            if v4 {
-                f.push(("x-amz-signature", "abc".into()));
-            }
-            f
+            ]
         };
         let check = |g: &SigV2Guard, f: &[(&str, String)]| {
-            g.check_form(|n| {
+            g.form_signer(|n| {
                 f.iter()
                     .rev()
                     .find(|(k, _)| *k == n)
                     .map(|(_, v)| v.as_str())
             })
-            .map(|r| r.code)
+            .map(|u| u.map(|u| u.name))
+            .map_err(|r| r.code)
         };
-        assert_eq!(check(&g, &form(&sig, false)), None);
-        assert_eq!(
-            check(&g, &form("AAAA", false)),
-            Some("SignatureDoesNotMatch")
-        );
-        assert_eq!(
-            check(&guard(false), &form(&sig, false)),
-            Some("InvalidRequest")
-        );
-        // A SigV4 form (x-amz-signature) is s3s's to check, whatever else it carries.
-        assert_eq!(check(&guard(false), &form("AAAA", true)), None);
+        assert_eq!(check(&g, &form(&sig)), Ok(Some("root".into())));
+        assert_eq!(check(&g, &form("AAAA")), Err("SignatureDoesNotMatch"));
+        assert_eq!(check(&guard(false), &form(&sig)), Err("InvalidRequest"));
+        let mut unknown = form(&sig);
+        unknown[0].1 = "AKNOBODY".into();
+        assert_eq!(check(&g, &unknown), Err("InvalidAccessKeyId"));
+        // No signature field: not a SigV2 form.
+        assert_eq!(check(&guard(false), &form(&sig)[..2]), Ok(None));
     }
 
     #[test]

@@ -7,11 +7,6 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use crate::CofferS3;
 
-/// The version id to show: real version ids only ("null" versions go unnamed, as on GET).
-fn shown(version_id: String) -> Option<String> {
-    (version_id != "null").then_some(version_id)
-}
-
 /// The (key, value) pairs of a Tagging document; a tag without a key is `InvalidTag`.
 pub(crate) fn tag_pairs(tagging: &Tagging) -> S3Result<Vec<(String, String)>> {
     tagging
@@ -22,6 +17,18 @@ pub(crate) fn tag_pairs(tagging: &Tagging) -> S3Result<Vec<(String, String)>> {
             None => Err(s3_error!(InvalidTag, "A tag must have a Key.")),
         })
         .collect()
+}
+
+/// The tags of a Tagging XML document given as text (a browser POST form's `tagging` field).
+pub(crate) fn tags_of_document(xml: &str) -> S3Result<Vec<(String, String)>> {
+    let mut d = s3s::xml::Deserializer::new(xml.as_bytes());
+    let tagging = <Tagging as s3s::xml::Deserialize>::deserialize(&mut d).map_err(|_| {
+        s3_error!(
+            MalformedXML,
+            "The tagging field is not a valid Tagging document."
+        )
+    })?;
+    tag_pairs(&tagging)
 }
 
 impl CofferS3 {
@@ -42,7 +49,7 @@ impl CofferS3 {
                     value: Some(value),
                 })
                 .collect(),
-            version_id: shown(version_id),
+            version_id,
         }))
     }
 
@@ -57,9 +64,7 @@ impl CofferS3 {
             .set_object_tags(&input.bucket, &input.key, input.version_id, tags)
             .await
             .map_err(|e| self.map_err(e))?;
-        Ok(S3Response::new(PutObjectTaggingOutput {
-            version_id: shown(version_id),
-        }))
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
     }
 
     pub(crate) async fn op_delete_object_tagging(
@@ -72,9 +77,7 @@ impl CofferS3 {
             .set_object_tags(&input.bucket, &input.key, input.version_id, Vec::new())
             .await
             .map_err(|e| self.map_err(e))?;
-        let mut resp = S3Response::new(DeleteObjectTaggingOutput {
-            version_id: shown(version_id),
-        });
+        let mut resp = S3Response::new(DeleteObjectTaggingOutput { version_id });
         resp.status = Some(http::StatusCode::NO_CONTENT);
         Ok(resp)
     }

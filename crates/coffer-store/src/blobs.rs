@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// Blob files are spread over 256 directories named by the first byte of their id.
 const SHARDS: u64 = 256;
@@ -153,16 +153,15 @@ impl BlobStore {
         Ok(removed)
     }
 
-    /// Deletes the files of the given shards that `referenced` does not claim and that are at
-    /// least `min_age` old.
+    /// Deletes the files of the given shards that `referenced` does not claim and that were
+    /// last modified before `cutoff`.
     pub fn remove_unreferenced(
         &self,
         shards: Range<u64>,
         referenced: &dyn Fn(&str) -> bool,
-        min_age: Duration,
+        cutoff: SystemTime,
     ) -> io::Result<GcReport> {
         let mut report = GcReport::default();
-        let now = SystemTime::now();
         for shard in shards {
             let entries = match fs::read_dir(self.blobs.join(format!("{shard:02x}"))) {
                 Ok(entries) => entries,
@@ -177,15 +176,18 @@ impl BlobStore {
                 if referenced(name) {
                     continue;
                 }
-                let age = entry
-                    .metadata()?
-                    .modified()
-                    .ok()
-                    .and_then(|m| now.duration_since(m).ok())
-                    .unwrap_or_default();
-                if age >= min_age {
-                    fs::remove_file(entry.path())?;
-                    report.removed += 1;
+                // A file removed meanwhile (an overwrite unlinking its old blob) is no error.
+                let modified = match entry.metadata() {
+                    Ok(m) => m.modified().ok(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if modified.is_some_and(|m| m < cutoff) {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => report.removed += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -332,6 +334,7 @@ impl Drop for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn write_commit_and_collect() {
@@ -347,27 +350,27 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
 
         let none = |_: &str| false;
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
         let report = store
-            .remove_unreferenced(0..SHARDS, &none, Duration::from_secs(3600))
+            .remove_unreferenced(0..SHARDS, &none, an_hour_ago)
             .unwrap();
         assert_eq!(report.removed, 0, "young blobs survive a grace period");
+        let later = SystemTime::now() + Duration::from_secs(1);
         let it = |name: &str| name == id.as_str();
         assert_eq!(
             store
-                .remove_unreferenced(0..SHARDS, &it, Duration::ZERO)
+                .remove_unreferenced(0..SHARDS, &it, later)
                 .unwrap()
                 .removed,
             0
         );
         // Shards other than the blob's are not looked at.
         let shard = shard_of(id_number(id.as_str()).unwrap());
-        let others = store
-            .remove_unreferenced(0..shard, &none, Duration::ZERO)
-            .unwrap();
+        let others = store.remove_unreferenced(0..shard, &none, later).unwrap();
         assert_eq!((others.scanned, others.removed), (0, 0));
         assert_eq!(
             store
-                .remove_unreferenced(shard..shard + 1, &none, Duration::ZERO)
+                .remove_unreferenced(shard..shard + 1, &none, later)
                 .unwrap()
                 .removed,
             1

@@ -61,6 +61,7 @@ fn record(blob: &StoredBlob, size: u64, version: &str) -> ObjectRecord {
             size,
             stream_salt: None,
             etag: String::new(),
+            checksum: None,
             inline: blob.is_inline(),
         }],
         encryption: None,

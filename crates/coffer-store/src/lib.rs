@@ -40,7 +40,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Blob references one GC pass holds in memory (16 bytes each, so 8 MiB): a store with more
 /// records is collected in several passes, each over a range of the 256 blob shards, so the
@@ -48,35 +48,67 @@ use std::time::Duration;
 const GC_IDS_PER_PASS: u64 = 1 << 19;
 
 /// The whole store: metadata plus blobs, rooted at one data directory.
+/// How far before the open the start-up pass's cutoff lies (see [`Store::open`]).
+const MTIME_MARGIN: Duration = Duration::from_secs(2);
+
 pub struct Store {
     root: PathBuf,
     meta: MetaStore,
     blobs: BlobStore,
+    opened_at: SystemTime,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `root` and runs the start-up clean-up pass:
-    /// leftover temp files are removed and blobs no committed record references are deleted.
-    pub fn open_and_recover(root: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the store under `root` and removes the temp files of writes an
+    /// earlier run left unfinished (before any new write can start one). Blobs an earlier run
+    /// renamed into place but never committed are left to [`collect_orphans`](Self::collect_orphans),
+    /// which may run while the store serves requests.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(root)?;
         let blobs = BlobStore::open(root)?;
         let meta = MetaStore::open(&root.join("meta.redb"))?;
-        let store = Self {
+        // File times come from the kernel's coarse clock, a tick or so behind `now()`: a blob
+        // written just after the open may carry an earlier time. The margin keeps such a blob
+        // out of the start-up pass; a leftover younger than it waits for the periodic GC.
+        let opened_at = SystemTime::now()
+            .checked_sub(MTIME_MARGIN)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let removed_tmp = blobs.clear_tmp()?;
+        if removed_tmp > 0 {
+            tracing::info!(
+                removed_tmp,
+                "removed temp files of writes interrupted before the start"
+            );
+        }
+        Ok(Self {
             root: root.to_path_buf(),
             meta,
             blobs,
-        };
-        let removed_tmp = store.blobs.clear_tmp()?;
-        let report = store.collect_garbage(Duration::ZERO)?;
-        if removed_tmp > 0 || report.removed > 0 || report.removed_inline > 0 {
+            opened_at,
+        })
+    }
+
+    /// [`open`](Self::open), then the whole start-up pass before returning (tests and tools).
+    pub fn open_and_recover(root: &Path) -> Result<Self, StoreError> {
+        let store = Self::open(root)?;
+        store.collect_orphans()?;
+        Ok(store)
+    }
+
+    /// The start-up pass: deletes blobs no committed record references that were written before
+    /// the store was opened (crash leftovers between a blob's rename and its record's commit).
+    /// Blobs written since are in-flight writes' and are not touched, so this can run in the
+    /// background while requests are served; on a big store it takes seconds.
+    pub fn collect_orphans(&self) -> Result<GcReport, StoreError> {
+        let report = self.collect_garbage_before(self.opened_at, GC_IDS_PER_PASS)?;
+        if report.removed > 0 || report.removed_inline > 0 {
             tracing::info!(
-                removed_tmp,
                 removed_blobs = report.removed,
                 removed_inline_blobs = report.removed_inline,
-                "start-up pass removed leftovers of interrupted writes"
+                "start-up pass removed blobs of writes interrupted before the start"
             );
         }
-        Ok(store)
+        Ok(report)
     }
 
     pub fn root(&self) -> &Path {
@@ -127,12 +159,17 @@ impl Store {
     /// commits, so a running server must use a grace period; at start-up nothing is in flight),
     /// and inline blobs that no record references (there should be none: see `inline.rs`).
     pub fn collect_garbage(&self, min_age: Duration) -> Result<GcReport, StoreError> {
-        self.collect_garbage_in_passes(min_age, GC_IDS_PER_PASS)
+        let cutoff = SystemTime::now()
+            .checked_sub(min_age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        self.collect_garbage_before(cutoff, GC_IDS_PER_PASS)
     }
 
-    fn collect_garbage_in_passes(
+    /// Deletes the unreferenced blobs last modified before `cutoff`. The cutoff is fixed before
+    /// any reference is read, so a blob written since can never be taken for garbage.
+    fn collect_garbage_before(
         &self,
-        min_age: Duration,
+        cutoff: SystemTime,
         ids_per_pass: u64,
     ) -> Result<GcReport, StoreError> {
         let records = self.meta.blob_record_count()?;
@@ -158,7 +195,7 @@ impl Store {
             };
             let r = self
                 .blobs
-                .remove_unreferenced(shards, &referenced, min_age)?;
+                .remove_unreferenced(shards, &referenced, cutoff)?;
             report.scanned += r.scanned;
             report.removed += r.removed;
         }
@@ -222,6 +259,7 @@ mod tests {
                 size: 1,
                 stream_salt: None,
                 etag: String::new(),
+                checksum: None,
                 inline: false,
             }],
             encryption: None,
@@ -234,9 +272,42 @@ mod tests {
     }
 
     #[test]
+    fn the_start_up_pass_spares_blobs_written_since_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let store = Store::open(dir.path()).unwrap();
+            let w = store.blobs().create_blocking().unwrap();
+            // Renamed into place, its record never committed: a crash leftover of an hour ago.
+            let id = w.commit_blocking().unwrap().id().clone();
+            std::fs::File::options()
+                .write(true)
+                .open(store.blobs().path_of(&id))
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(3600))
+                .unwrap();
+            id
+        };
+        let store = Store::open(dir.path()).unwrap();
+        // In flight right after the open (its time may lag the open's clock by a tick):
+        // renamed into place, its record not committed yet.
+        let during = store
+            .blobs()
+            .create_blocking()
+            .unwrap()
+            .commit_blocking()
+            .unwrap()
+            .id()
+            .clone();
+        let report = store.collect_orphans().unwrap();
+        assert_eq!((report.scanned, report.removed), (2, 1));
+        assert!(!store.blobs().path_of(&before).exists());
+        assert!(store.blobs().path_of(&during).exists());
+    }
+
+    #[test]
     fn gc_in_passes_keeps_every_referenced_blob() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_and_recover(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
         let bucket = BucketRecord {
             owner: "o".into(),
             created_ms: 0,
@@ -264,7 +335,9 @@ mod tests {
             )
             .unwrap();
         // One reference per pass: 40 passes over 40 shard ranges.
-        let report = store.collect_garbage_in_passes(Duration::ZERO, 1).unwrap();
+        let report = store
+            .collect_garbage_before(SystemTime::now() + Duration::from_secs(1), 1)
+            .unwrap();
         assert_eq!((report.scanned, report.removed), (80, 40));
         for id in &kept {
             assert!(store.blobs().path_of(id).exists());

@@ -468,6 +468,7 @@ mod tests {
                 size: 1,
                 stream_salt: None,
                 etag: String::new(),
+                checksum: None,
                 inline: false,
             }],
             encryption: None,

@@ -171,6 +171,10 @@ pub struct Segment {
     pub stream_salt: Option<[u8; 16]>,
     #[serde(default)]
     pub etag: String,
+    /// The part's own checksum (algorithm, base64 value), when its upload sent one: shown by
+    /// GetObjectAttributes. Absent for single-PUT objects (their checksum is the record's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<(String, String)>,
     /// The blob's bytes are in the metadata store (`inline_blobs`), not in a file. Written
     /// only when true, so records of file-backed objects encode as they always did.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -234,6 +238,7 @@ mod tests {
             size: 5,
             stream_salt: None,
             etag: String::new(),
+            checksum: None,
             inline: false,
         };
         // A file-backed segment encodes as before inline blobs existed, so records written

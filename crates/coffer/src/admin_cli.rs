@@ -14,25 +14,25 @@ use serde_json::{Value, json};
 #[derive(Args, Debug)]
 pub struct AdminArgs {
     /// The server's HTTPS endpoint. [default: https://localhost:9443]
-    #[arg(long, env = "COFFER_ENDPOINT_URL", value_name = "URL")]
+    #[arg(long, env = "COFFER_ENDPOINT_URL", value_name = "URL", global = true)]
     endpoint_url: Option<String>,
     /// CA bundle that verifies the server. [default: <data-dir>/tls/ca.pem, else AWS_CA_BUNDLE]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     ca_bundle: Option<PathBuf>,
     /// The server's data dir, to find its generated CA. [default: ./coffer-data]
-    #[arg(long, env = "COFFER_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "COFFER_DATA_DIR", value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Root's access key id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", global = true)]
     access_key: Option<String>,
     /// Root's secret access key (prefer the environment: arguments show up in `ps`).
-    #[arg(long, value_name = "SECRET")]
+    #[arg(long, value_name = "SECRET", global = true)]
     secret_key: Option<String>,
     /// Region for the signature. [default: us-east-1]
-    #[arg(long, env = "COFFER_REGION")]
+    #[arg(long, env = "COFFER_REGION", global = true)]
     region: Option<String>,
     /// Print the server's JSON answer as it is.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: AdminCommand,
@@ -166,7 +166,7 @@ fn text(v: &Value, field: &str) -> String {
 }
 
 /// A person's reading of a successful answer.
-fn render(command: &AdminCommand, v: &Value, endpoint: &str) -> String {
+fn render(command: &AdminCommand, v: &Value, endpoint: &str, ca: &Path) -> String {
     match command {
         AdminCommand::User(UserCommand::Create { .. }) => {
             format!(
@@ -225,7 +225,8 @@ fn render(command: &AdminCommand, v: &Value, endpoint: &str) -> String {
                  For the aws CLI:\n  \
                  aws configure set aws_access_key_id {ak} --profile {user}\n  \
                  aws configure set aws_secret_access_key {sk} --profile {user}\n  \
-                 aws --profile {user} --endpoint-url {endpoint} s3 ls\n"
+                 aws --profile {user} --endpoint-url {endpoint} --ca-bundle {ca} s3 ls\n",
+                ca = ca.display()
             )
         }
         AdminCommand::Key(KeyCommand::List { .. }) => {
@@ -328,7 +329,7 @@ fn run_inner(args: &AdminArgs) -> Result<String, String> {
     if args.json {
         Ok(format!("{value:#}\n"))
     } else {
-        Ok(render(&args.command, &value, &endpoint))
+        Ok(render(&args.command, &value, &endpoint, &ca))
     }
 }
 

@@ -131,6 +131,7 @@ fn empty_object(content_type: &str, ms: i64) -> Result<ObjectRecord, String> {
             size: 0,
             stream_salt: None,
             etag: EMPTY_MD5.to_owned(),
+            checksum: None,
             inline: false,
         }],
         encryption: None,
@@ -162,7 +163,7 @@ fn populate(a: &PopulateArgs) -> Result<(), String> {
         return Err(format!("keys would be longer than {MAX_KEY_LEN} bytes"));
     }
     let started = Instant::now();
-    let store = Store::open_and_recover(&a.data_dir).map_err(|e| {
+    let store = Store::open(&a.data_dir).map_err(|e| {
         let hint = if e.to_string().to_lowercase().contains("already open") {
             " (is a server running on it? stop it first)"
         } else {
@@ -262,7 +263,7 @@ mod tests {
         };
         populate(&args(20, 0)).unwrap();
         populate(&args(5, 1000)).unwrap();
-        let store = Store::open_and_recover(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
         let keys: Vec<String> = store
             .meta()
             .scan_objects("pop", "", b"", true, 100)
@@ -288,7 +289,7 @@ mod tests {
             ..args(10, 0)
         })
         .unwrap();
-        let store = Store::open_and_recover(dir.path()).unwrap();
+        let store = Store::open(dir.path()).unwrap();
         let keys: Vec<String> = store
             .meta()
             .scan_objects("pop", "f/", b"", true, 100)

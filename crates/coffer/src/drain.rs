@@ -7,6 +7,8 @@
 //! answer, the way S3 behaves.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,16 +20,40 @@ use http_body_util::BodyExt as _;
 const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_DRAIN_TIME: Duration = Duration::from_secs(30);
 
+/// For a request sent with `Expect: 100-continue`: whether its body was ever asked for (hyper
+/// sends the interim `100 Continue` on the first read). Still unset when the answer goes out,
+/// the client was answered instead of invited to send, and the connection must close: the
+/// client may not send the body, or send part of it (a chunked terminator), and some clients
+/// (botocore) misread the next answer on a connection reused after such an exchange.
+#[derive(Clone, Default)]
+pub struct ContinueWatch(Arc<AtomicBool>);
+
+impl ContinueWatch {
+    /// The watch for a request that expects `100 Continue`, else none.
+    pub fn for_request(headers: &http::HeaderMap) -> Option<Self> {
+        headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            .then(Self::default)
+    }
+
+    pub fn body_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 pub struct DrainOnDrop<B: Body + Send + Unpin + 'static> {
     inner: Option<B>,
     finished: bool,
+    watch: Option<ContinueWatch>,
 }
 
 impl<B: Body + Send + Unpin + 'static> DrainOnDrop<B> {
-    pub fn new(inner: B) -> Self {
+    pub fn new(inner: B, watch: Option<ContinueWatch>) -> Self {
         Self {
             inner: Some(inner),
             finished: false,
+            watch,
         }
     }
 }
@@ -43,6 +69,9 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        if let Some(w) = &self.watch {
+            w.0.store(true, Ordering::Relaxed);
+        }
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -68,6 +97,10 @@ impl<B: Body + Send + Unpin + 'static> Drop for DrainOnDrop<B> {
             return;
         };
         if self.finished || body.is_end_stream() {
+            return;
+        }
+        // Never asked for: reading it now would invite the client to send it after its answer.
+        if self.watch.as_ref().is_some_and(|w| !w.body_requested()) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

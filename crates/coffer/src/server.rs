@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,9 @@ use std::time::Duration;
 use coffer_core::Coffer;
 use coffer_core::accounts::SecretSealer;
 use coffer_s3::sigv2::SigV2Guard;
-use coffer_s3::{ConnectionInfo, CorsResponder, S3Settings, User, UserDirectory, UserSource};
+use coffer_s3::{
+    BrowserPost, ConnectionInfo, CorsResponder, S3Settings, User, UserDirectory, UserSource,
+};
 use coffer_store::Store;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -20,7 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Settings;
-use crate::form_prelude::Replay;
+use crate::drain::ContinueWatch;
 use crate::{credentials, tls};
 
 /// How long an unreferenced blob must exist before the periodic GC may remove it: far longer
@@ -32,18 +35,49 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub async fn run(settings: Settings) -> Result<(), String> {
     let data_dir = settings.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
+    // A new data dir is the owner's alone (0700): plain objects, metadata and sealed secrets
+    // are no business of other local users. An existing one keeps the mode it was given.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let data_dir = data_dir
         .canonicalize()
         .map_err(|e| format!("data dir {}: {e}", data_dir.display()))?;
 
+    // Ports first: a start that cannot listen must fail before it generates credentials it
+    // would never get to show.
+    let https_listener = match settings.https_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let http_listener = match settings.http_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let tls_material = match &https_listener {
+        Some(_) => Some(tls::load(
+            &data_dir,
+            settings.tls_cert.as_ref(),
+            settings.domain.as_deref(),
+        )?),
+        None => None,
+    };
+
     let store = {
         let dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || Store::open_and_recover(&dir))
+        tokio::task::spawn_blocking(move || Store::open(&dir))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?
+            .map_err(|e| {
+                let hint = if e.to_string().to_lowercase().contains("already open") {
+                    " (another Coffer is running on this data dir: stop it first)"
+                } else {
+                    ""
+                };
+                format!("cannot open the store in {}: {e}{hint}", data_dir.display())
+            })?
     };
     let master_key_path = settings
         .master_key_file
@@ -99,31 +133,30 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     if !settings.sigv2 {
         tracing::info!("SigV2 is off: only AWS4-HMAC-SHA256 requests are accepted");
     }
+    let sigv2 = Arc::new(SigV2Guard::new(
+        Arc::clone(&users),
+        settings.domain.clone(),
+        settings.sigv2,
+    ));
     let frontend = Frontend {
         cors: Arc::new(CorsResponder::new(
             coffer.clone(),
             s3_settings.domain.clone(),
         )),
-        sigv2: Arc::new(SigV2Guard::new(
+        browser_post: Arc::new(BrowserPost::new(
+            coffer.clone(),
             Arc::clone(&users),
-            settings.domain.clone(),
-            settings.sigv2,
+            s3_settings.clone(),
+            Arc::clone(&sigv2),
         )),
+        sigv2,
         service: coffer_s3::build_service(coffer.clone(), users, s3_settings)?,
     };
 
     let mut https_addr = None;
     let mut ca_bundle = None;
-    if let Some(addr) = settings.https_listen {
-        let material = tls::load(
-            &data_dir,
-            settings.tls_cert.as_ref(),
-            settings.domain.as_deref(),
-        )?;
+    if let (Some(listener), Some(material)) = (https_listener, tls_material) {
         ca_bundle = material.ca_bundle.clone();
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         https_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
         tokio::spawn(accept_loop(
             listener,
@@ -132,10 +165,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         ));
     }
     let mut http_addr = None;
-    if let Some(addr) = settings.http_listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if let Some(listener) = http_listener {
         http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
         tokio::spawn(accept_loop(listener, None, frontend.clone()));
     }
@@ -157,6 +187,17 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another process has it: stop it, or choose other ports with --https-listen and --http-listen)"
+        } else {
+            ""
+        };
+        format!("cannot listen on {addr}: {e}{hint}")
+    })
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -172,7 +213,15 @@ async fn shutdown_signal() {
     }
 }
 
+/// The start-up pass over the store (crash leftovers; seconds on a store of millions of objects),
+/// in the background, then a GC pass every `GC_INTERVAL`.
 async fn periodic_gc(coffer: Coffer) {
+    let c = coffer.clone();
+    match tokio::task::spawn_blocking(move || c.store().collect_orphans()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "start-up GC pass failed"),
+        Err(e) => tracing::warn!(error = %e, "start-up GC pass panicked"),
+    }
     loop {
         tokio::time::sleep(GC_INTERVAL).await;
         let c = coffer.clone();
@@ -186,13 +235,14 @@ async fn periodic_gc(coffer: Coffer) {
     }
 }
 
-/// What every connection serves: the S3 service, the CORS answers around it, and the SigV2
-/// check before it.
+/// What every connection serves: the S3 service, the CORS answers around it, the SigV2
+/// check before it, and browser POST uploads beside it.
 #[derive(Clone)]
 struct Frontend {
     service: S3Service,
     cors: Arc<CorsResponder>,
     sigv2: Arc<SigV2Guard>,
+    browser_post: Arc<BrowserPost>,
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, frontend: Frontend) {
@@ -272,17 +322,19 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn call_service(service: &S3Service, req: Request<Replay<Incoming>>) -> Response<s3s::Body> {
+async fn call_service(service: &S3Service, req: Request<Incoming>) -> Response<s3s::Body> {
     // s3s buffers whole aws-chunked chunks at their declared size: bound them first. A body
     // refused before it was read is drained, so the client reads the error instead of a reset.
+    let watch = req.extensions().get::<ContinueWatch>().cloned();
     let req = if crate::chunk_guard::is_aws_chunked(req.headers()) {
         req.map(|body| {
             s3s::Body::http_body(crate::drain::DrainOnDrop::new(
                 crate::chunk_guard::ChunkGuard::new(body),
+                watch,
             ))
         })
     } else {
-        req.map(|body| s3s::Body::http_body(crate::drain::DrainOnDrop::new(body)))
+        req.map(|body| s3s::Body::http_body(crate::drain::DrainOnDrop::new(body, watch)))
     };
     match service.call(req).await {
         Ok(resp) => resp,
@@ -297,8 +349,9 @@ async fn call_service(service: &S3Service, req: Request<Replay<Incoming>>) -> Re
     }
 }
 
-/// Checks made before s3s sees the request (see `prefilter.rs`, `sigv2.rs` and
-/// `form_prelude.rs`), then s3s.
+/// Checks made before s3s sees the request (see `prefilter.rs` and `sigv2.rs`), then s3s;
+/// browser POST forms go to Coffer's own handler instead (`form_prelude.rs`, then
+/// `coffer_s3::BrowserPost`), which streams their file rather than buffering it as s3s would.
 async fn route(
     frontend: &Frontend,
     form_boundary: Option<&str>,
@@ -315,18 +368,17 @@ async fn route(
         Ok(Some(uri)) => *req.uri_mut() = uri,
         Err(r) => return error_response(r.status, r.xml(), true),
     }
-    let req = match form_boundary {
-        Some(boundary) => match crate::form_prelude::read(req, boundary, &frontend.sigv2).await {
-            Ok(req) => req,
-            Err((e, body)) => {
-                // Drained in the background, so the client reads the answer.
-                drop(crate::drain::DrainOnDrop::new(body));
-                return error_response(e.status, e.xml(), false);
-            }
-        },
-        None => req.map(Replay::new),
+    let Some(boundary) = form_boundary else {
+        return call_service(&frontend.service, req).await;
     };
-    call_service(&frontend.service, req).await
+    // A body refused before it was all read is drained when dropped, so the client reads the
+    // answer instead of a reset.
+    let watch = req.extensions().get::<ContinueWatch>().cloned();
+    let req = req.map(|body| crate::drain::DrainOnDrop::new(body, watch));
+    match crate::form_prelude::read(req, boundary).await {
+        Ok((head, form)) => frontend.browser_post.handle(head, form).await,
+        Err(e) => error_response(e.status, e.xml(), false),
+    }
 }
 
 async fn handle(
@@ -336,8 +388,13 @@ async fn handle(
 ) -> Result<Response<s3s::Body>, Infallible> {
     let request_id = new_request_id();
     req.extensions_mut().insert(info);
+    let continue_watch = ContinueWatch::for_request(req.headers());
+    if let Some(w) = &continue_watch {
+        req.extensions_mut().insert(w.clone());
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let form_boundary = (method == http::Method::POST)
         .then(|| coffer_s3::post_form::form_boundary(req.headers()))
         .flatten();
@@ -349,13 +406,13 @@ async fn handle(
             .cors
             .actual_request_headers(&method, req.uri(), req.headers());
         let mut resp = route(&frontend, form_boundary.as_deref(), req).await;
-        if form_boundary.is_some()
+        if method == http::Method::GET
+            && resp.status() == http::StatusCode::OK
+            && coffer_s3::is_get_object_attributes(&query)
             && let Some(bytes) = resp.body().bytes()
             && let Ok(text) = std::str::from_utf8(&bytes)
-            && let Some((status, body)) = coffer_s3::post_form::rewrite_error(resp.status(), text)
         {
-            *resp.status_mut() = status;
-            *resp.body_mut() = s3s::Body::from(body);
+            *resp.body_mut() = s3s::Body::from(coffer_s3::unquote_attributes_etag(text));
         }
         // Errors too: a page must be able to read why its upload failed.
         for (name, value) in cors {
@@ -367,6 +424,12 @@ async fn handle(
         }
         resp
     };
+    if continue_watch.is_some_and(|w| !w.body_requested()) {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let status = resp.status();
     // s3s error bodies carry neither Resource nor RequestId; S3 clients show both.
     if status.as_u16() >= 400
@@ -456,8 +519,10 @@ fn print_banner(
         out.push_str(&format!("  CA bundle      : {}\n", ca.display()));
     }
     out.push_str(&format!("  Access key     : {}\n", root.access_key));
-    if !root.generated {
-        out.push_str("  Secret key     : (shown on first start only; sealed in the data dir's credentials.toml, unless given by COFFER_ROOT_SECRET_KEY)\n");
+    if root.given {
+        out.push_str("  Secret key     : (as given by COFFER_ROOT_SECRET_KEY or root_secret_key in the config file)\n");
+    } else if !root.generated {
+        out.push_str("  Secret key     : (shown on first start only; kept sealed in the data dir's credentials.toml: delete that file and restart to get a new one)\n");
     }
     if root.generated {
         out.push_str(&format!(
