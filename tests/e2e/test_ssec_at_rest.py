@@ -1,6 +1,6 @@
 """What SSE-C means on disk: the plaintext of an SSE-C object is nowhere under the data dir (while a plain object's
-is, which shows the scan looks in the right place), and a flipped ciphertext byte is detected on read instead of
-being served as data. Also: bodies are bounded, so a declared 1 GiB aws-chunked chunk or a huge XML body cannot
+is, which shows the scan looks in the right place), whether the object is a blob file or small enough to live in the
+metadata store (meta.redb), and a flipped ciphertext byte is detected on read instead of being served as data. Also: bodies are bounded, so a declared 1 GiB aws-chunked chunk or a huge XML body cannot
 make the server buffer without limit (design.md section 8, issue 2 "Bodies are bounded").
 """
 
@@ -19,16 +19,28 @@ MiB = 1024 * 1024
 MARKER = b"<<coffer plaintext marker 0123456789abcdef>>"
 
 
+INLINE_MARKER = b"<<coffer small-object marker fedcba9876543210>>"
+
+
 def test_ssec_plaintext_is_not_on_disk(start_server, ssec_key):
     srv = start_server(name="atrest")
     bucket = unique_bucket("atrest")
     assert srv.request("PUT", bucket).status_code == 200
-    secret_text = MARKER * 3000  # ~130 KiB, spans chunks
+    secret_text = MARKER * 3000  # ~130 KiB, spans chunks: a blob file
     plain_text = b"PLAIN:" + MARKER * 10
+    # Small objects (at most 16 KiB stored) live in the metadata store: one SSE-C, one plain, same marker.
+    small_secret = INLINE_MARKER * 80  # ~3.7 KiB
+    small_plain = b"PLAIN:" + INLINE_MARKER * 80
     r = srv.request("PUT", bucket, "enc", body=secret_text, headers=ssec_headers(ssec_key))
     assert r.status_code == 200, describe(r)
     r = srv.request("PUT", bucket, "plain", body=plain_text)
     assert r.status_code == 200, describe(r)
+    r = srv.request("PUT", bucket, "small-enc", body=small_secret, headers=ssec_headers(ssec_key))
+    assert r.status_code == 200, describe(r)
+    r = srv.request("PUT", bucket, "small-plain", body=small_plain)
+    assert r.status_code == 200, describe(r)
+    r = srv.request("GET", bucket, "small-enc", headers=ssec_headers(ssec_key))
+    assert r.status_code == 200 and r.content == small_secret, describe(r)
     srv.stop()
     found_plain = False
     for path in tree_files(srv.data_dir):
@@ -37,14 +49,26 @@ def test_ssec_plaintext_is_not_on_disk(start_server, ssec_key):
             found_plain = True
         stripped = content.replace(b"PLAIN:" + MARKER * 10, b"")
         assert MARKER not in stripped, f"SSE-C plaintext found on disk in {path.relative_to(srv.data_dir)}"
+        stripped = content.replace(small_plain, b"")
+        assert INLINE_MARKER not in stripped, (
+            f"plaintext of a small SSE-C object found on disk in {path.relative_to(srv.data_dir)}")
     assert found_plain, "the plain object's bytes were not found under the data dir: is the scan looking right?"
+    # The small objects are in the metadata store, not in blob files: the plain one's bytes are in meta.redb (so the
+    # scan above did look where the small SSE-C object's bytes are), and only the 130 KiB object has a blob file.
+    meta = (srv.data_dir / "meta.redb").read_bytes()
+    assert small_plain in meta, "the small plain object's bytes are not in meta.redb: where did it go?"
+    assert INLINE_MARKER not in meta.replace(small_plain, b""), "small SSE-C plaintext in meta.redb"
+    blobs = tree_files(srv.data_dir / "blobs")
+    assert len(blobs) == 1, f"expected a blob file for the large SSE-C object only: {blobs}"
 
 
 def test_tampered_ssec_ciphertext_is_not_served(start_server, ssec_key):
     srv = start_server(name="tamper")
     bucket = unique_bucket("tamper")
     assert srv.request("PUT", bucket).status_code == 200
-    data = MARKER * 23  # one chunk
+    # One chunk, above the 16 KiB of stored bytes that would keep it in the metadata store, so it is a blob file. (The
+    # inline case is tampered with in coffer-core's object_read tests, through the store.)
+    data = MARKER * 500
     assert srv.request("PUT", bucket, "enc", body=data, headers=ssec_headers(ssec_key)).status_code == 200
     blobs = tree_files(srv.data_dir / "blobs")
     assert len(blobs) == 1, blobs

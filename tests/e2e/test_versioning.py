@@ -356,16 +356,19 @@ def test_null_version_suspend_resume(start_server):
     bucket = unique_bucket("nullver")
     s3.create_bucket(Bucket=bucket)
     kA, kB, kC, kD = (secrets.token_bytes(32) for _ in range(4))
-    A, B, C, D = (secrets.token_bytes(n) for n in (1111, 2222, 3333, 4444))
+    # Every body is above 16 KiB, so that every version has a blob file to count (smaller objects live in the
+    # metadata store; coffer-store's inline tests check that their bytes go with their version the same way).
+    A, B, C, D = (secrets.token_bytes(n) for n in (17_111, 17_222, 17_333, 17_444))
+    OTHER, FIRST, SECOND = b"other" * 4000, b"first" * 4000, b"second!" * 3000
 
     # before versioning was ever enabled: no version id in the answer, the version is `null`
     r = s3.put_object(Bucket=bucket, Key="k", Body=A, **ssec_params(kA))
     assert "x-amz-version-id" not in hdrs(r), f"never-versioned bucket answered a version id: {hdrs(r)}"
     etagA = r["ETag"]
-    other = s3.put_object(Bucket=bucket, Key="other", Body=b"other")
+    other = s3.put_object(Bucket=bucket, Key="other", Body=OTHER)
     assert blob_count(srv) == 2
     rows = listing(s3, bucket)
-    assert rows == [("V", "k", "null", True, len(A), etagA), ("V", "other", "null", True, 5, other["ETag"])]
+    assert rows == [("V", "k", "null", True, len(A), etagA), ("V", "other", "null", True, len(OTHER), other["ETag"])]
     r = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
     assert r["IsTruncated"] is True and rows_of(r) == rows[:1]
     assert (r.get("NextKeyMarker"), r.get("NextVersionIdMarker")) == ("k", "null"), r
@@ -403,10 +406,10 @@ def test_null_version_suspend_resume(start_server):
     assert n == 3, f"the replaced null version's blob was not removed: {n} blob files, expected 3"
 
     # a second PUT of a new key on the Suspended bucket replaces its own null version too
-    s3.put_object(Bucket=bucket, Key="k2", Body=b"first")
-    r = s3.put_object(Bucket=bucket, Key="k2", Body=b"second!")
-    assert listing(s3, bucket, Prefix="k2") == [("V", "k2", "null", True, 7, r["ETag"])]
-    assert s3.get_object(Bucket=bucket, Key="k2", VersionId="null")["Body"].read() == b"second!"
+    s3.put_object(Bucket=bucket, Key="k2", Body=FIRST)
+    r = s3.put_object(Bucket=bucket, Key="k2", Body=SECOND)
+    assert listing(s3, bucket, Prefix="k2") == [("V", "k2", "null", True, len(SECOND), r["ETag"])]
+    assert s3.get_object(Bucket=bucket, Key="k2", VersionId="null")["Body"].read() == SECOND
     assert wait_blob_count(srv, 4) == 4
 
     # DELETE without version id on a Suspended bucket: the null version becomes a null delete marker
@@ -415,7 +418,7 @@ def test_null_version_suspend_resume(start_server):
     assert d.get("VersionId") == "null", f"the delete marker's version id is null: {hdrs(d)}"
     rows, _ = raw_listing(srv, bucket, {"prefix": "k"})
     assert G(rows) == G([("D", "k", "null", True, None, None), ("V", "k", vidB, False, len(B), etagB),
-                         ("V", "k2", "null", True, 7, r["ETag"])])
+                         ("V", "k2", "null", True, len(SECOND), r["ETag"])])
     e = assert_client_error(s3.get_object, 404, "NoSuchKey", Bucket=bucket, Key="k", **ssec_params(kC))
     assert hdrs(e).get("x-amz-delete-marker") == "true", hdrs(e)
     assert_client_error(s3.get_object, 405, "MethodNotAllowed", Bucket=bucket, Key="k", VersionId="null")
@@ -431,10 +434,10 @@ def test_null_version_suspend_resume(start_server):
     assert vidD and vidD not in ("null", vidB)
     rows, _ = raw_listing(srv, bucket, {"prefix": "k"})
     assert G(rows) == G([("V", "k", vidD, True, len(D), etagD), ("D", "k", "null", False, None, None),
-                         ("V", "k", vidB, False, len(B), etagB), ("V", "k2", "null", True, 7, r2etag(s3, bucket))])
+                         ("V", "k", vidB, False, len(B), etagB), ("V", "k2", "null", True, len(SECOND), r2etag(s3, bucket))])
     assert get_bytes(s3, bucket, "k", kD)[1] == D
     assert get_bytes(s3, bucket, "k", kB, VersionId=vidB)[1] == B
-    assert s3.get_object(Bucket=bucket, Key="other", VersionId="null")["Body"].read() == b"other"
+    assert s3.get_object(Bucket=bucket, Key="other", VersionId="null")["Body"].read() == OTHER
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
 
     # deleting the null marker by its version id removes it; vidD stays current

@@ -120,8 +120,11 @@ impl Coffer {
         policy: Option<String>,
     ) -> Result<(), CoreError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |s| Ok(s.meta().update_bucket(&bucket, |rec| rec.policy = policy)?))
-            .await
+        self.blocking(move |s| {
+            Ok(s.meta()
+                .update_bucket(&bucket, move |rec| rec.policy.clone_from(&policy))?)
+        })
+        .await
     }
 
     /// Sets (validated by the caller) or, with `None`, deletes the bucket's CORS rules.
@@ -131,15 +134,21 @@ impl Coffer {
         rules: Option<Vec<CorsRule>>,
     ) -> Result<(), CoreError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |s| Ok(s.meta().update_bucket(&bucket, |rec| rec.cors = rules)?))
-            .await
+        self.blocking(move |s| {
+            Ok(s.meta()
+                .update_bucket(&bucket, move |rec| rec.cors.clone_from(&rules))?)
+        })
+        .await
     }
 
     /// Sets the bucket's canned ACL.
     pub async fn set_bucket_acl(&self, bucket: &str, acl: Option<String>) -> Result<(), CoreError> {
         let bucket = bucket.to_owned();
-        self.blocking(move |s| Ok(s.meta().update_bucket(&bucket, |rec| rec.acl = acl)?))
-            .await
+        self.blocking(move |s| {
+            Ok(s.meta()
+                .update_bucket(&bucket, move |rec| rec.acl.clone_from(&acl))?)
+        })
+        .await
     }
 
     /// Sets the canned ACL of a version of an object (`None`: the current one).
@@ -153,10 +162,12 @@ impl Coffer {
         self.bucket(bucket)?;
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.blocking(move |s| {
-            Ok(s.meta()
-                .update_object_version(&bucket, &key, version_id.as_deref(), |rec| {
-                    rec.acl.clone_from(&acl)
-                })?)
+            Ok(s.meta().update_object_version(
+                &bucket,
+                &key,
+                version_id.as_deref(),
+                move |rec| rec.acl.clone_from(&acl),
+            )?)
         })
         .await?
         .map(|_| ())

@@ -235,6 +235,7 @@ impl Coffer {
         let (mut written, checksum) = self
             .receive_body(
                 body,
+                crate::object_write::BlobPlace::File,
                 want_md5,
                 content_md5,
                 checksum,
@@ -249,9 +250,17 @@ impl Coffer {
         };
         let size = written.plaintext_len;
         let writer = written.writer;
-        let blob = self
+        let blob = match self
             .blocking(move |_| Ok(writer.commit_blocking()?))
-            .await?;
+            .await?
+        {
+            coffer_store::StoredBlob::File(id) => id,
+            coffer_store::StoredBlob::Inline(_) => {
+                return Err(CoreError::Internal(
+                    "a part was not written to a file".into(),
+                ));
+            }
+        };
         let part = PartRecord {
             part_number: req.part_number,
             size,
@@ -429,6 +438,7 @@ impl Coffer {
                     stream_salt: p.stream_salt,
                     etag: p.etag,
                     checksum: p.checksum,
+                    inline: false,
                 })
                 .collect(),
             encryption: upload.encryption,
@@ -445,10 +455,14 @@ impl Coffer {
         }
         let shown_version = self
             .blocking(move |store| {
-                let unconditional = conditions.is_empty();
-                let check = move |c: Option<&ObjectRecord>| conditions.check(c);
-                let condition: Option<&coffer_store::WriteCondition> =
-                    if unconditional { None } else { Some(&check) };
+                let condition: Option<coffer_store::SharedWriteCondition> = if conditions.is_empty()
+                {
+                    None
+                } else {
+                    Some(std::sync::Arc::new(move |c: Option<&ObjectRecord>| {
+                        conditions.check(c)
+                    }))
+                };
                 let done = store
                     .meta()
                     .complete_upload(&b, &k, &u, &record, &used, condition)?;

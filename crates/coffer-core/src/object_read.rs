@@ -7,16 +7,14 @@
 //! blocking thread that stays up to `READ_AHEAD` reads ahead of the socket, so reading and
 //! decrypting the next bytes overlaps sending these.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use coffer_sse::{
     CHUNK_SIZE, CustomerKey, DataKey, SEALED_CHUNK_SIZE, StreamDecryptor, StreamSalt,
 };
-use coffer_store::{BlobId, ObjectRecord, Segment, Store};
+use coffer_store::{BlobReader, ObjectRecord, Segment, Store};
 
 use crate::read_buffer::{READ_BUFFER_LEN, ReadBuffer, ReadBufferPool, SEALED_CHUNKS_PER_READ};
 use crate::{ByteStream, Coffer, Conditions, CoreError, RangeSpec};
@@ -168,7 +166,8 @@ impl Coffer {
         };
         let body = if with_body {
             // Open the blobs now, right after the record was read: a blob unlinked later by
-            // an overwrite or delete stays readable through its open handle.
+            // an overwrite or delete stays readable through its open handle (inline bytes are
+            // read here, whole: they are small).
             let opened = open_segments(self.store(), &record.segments, start, end_exclusive)?;
             Some(self.body(opened, data_key)?)
         } else {
@@ -279,9 +278,10 @@ impl Buffers {
     }
 }
 
-/// A segment's open blob and the plaintext range (segment-relative) to read from it.
+/// A segment's open blob (a file, or inline bytes) and the plaintext range (segment-relative)
+/// to read from it.
 struct OpenSegment {
-    file: File,
+    blob: BlobReader,
     segment: Segment,
     lo: u64,
     hi: u64,
@@ -311,10 +311,8 @@ fn open_segments(
         let seg_end = seg_start + seg.size;
         let (lo, hi) = (start.max(seg_start), end.min(seg_end));
         if lo < hi {
-            let id = BlobId::parse(&seg.blob)
-                .ok_or_else(|| io::Error::other("corrupt blob reference"))?;
             out.push(OpenSegment {
-                file: File::open(store.blobs().path_of(&id))?,
+                blob: store.open_blob(seg)?,
                 segment: seg.clone(),
                 lo: lo - seg_start,
                 hi: hi - seg_start,
@@ -338,15 +336,15 @@ fn read_segments(
 ) -> io::Result<()> {
     for s in segments {
         match data_key {
-            None => read_plain(&s.file, s.lo, s.hi, buffers, emit)?,
-            Some(dek) => read_sealed(&s.file, dek, &s.segment, s.lo, s.hi, buffers, emit)?,
+            None => read_plain(&s.blob, s.lo, s.hi, buffers, emit)?,
+            Some(dek) => read_sealed(&s.blob, dek, &s.segment, s.lo, s.hi, buffers, emit)?,
         }
     }
     Ok(())
 }
 
 fn read_plain(
-    file: &File,
+    blob: &BlobReader,
     mut pos: u64,
     end: u64,
     buffers: &Buffers,
@@ -355,7 +353,7 @@ fn read_plain(
     while pos < end {
         let len = usize::try_from((end - pos).min(PLAIN_READ as u64)).unwrap_or(PLAIN_READ);
         let mut buf = buffers.take(len);
-        file.read_exact_at(buf.filled_mut(), pos)?;
+        blob.read_exact_at(buf.filled_mut(), pos)?;
         pos += len as u64;
         emit(vec![buf.freeze()])?;
     }
@@ -366,7 +364,7 @@ fn read_plain(
 /// read, and opens them in place: only bytes whose chunk verified are emitted, and a stream
 /// that ends early fails at `finish`.
 fn read_sealed(
-    file: &File,
+    blob: &BlobReader,
     dek: &DataKey,
     seg: &Segment,
     lo: u64,
@@ -391,7 +389,7 @@ fn read_sealed(
         // of whole sealed chunks (or of the span's rest) always ends on a chunk boundary.
         let len = usize::try_from((end - pos).min(READ_BUFFER_LEN as u64)).unwrap_or(0);
         let mut buf = buffers.take(len);
-        file.read_exact_at(buf.filled_mut(), pos)?;
+        blob.read_exact_at(buf.filled_mut(), pos)?;
         pos += len as u64;
         ranges.clear();
         decryptor
@@ -485,18 +483,41 @@ mod tests {
 
     fn blob_path(coffer: &Coffer, key: &str) -> std::path::PathBuf {
         let record = coffer.object_record("b", key, None).unwrap();
-        let id = BlobId::parse(&record.segments[0].blob).unwrap();
+        assert!(!record.segments[0].inline, "{key} is inline, not a file");
+        let id = coffer_store::BlobId::parse(&record.segments[0].blob).unwrap();
         coffer.store().blobs().path_of(&id)
+    }
+
+    /// Whether each object's one blob went inline, and whether it should have: stored bytes
+    /// (SSE-C: plaintext plus one 16-byte tag per chunk) at most `INLINE_MAX`.
+    fn assert_placement(coffer: &Coffer, key: &str, size: usize, ssec: bool) {
+        let record = coffer.object_record("b", key, None).unwrap();
+        let stored = if ssec {
+            coffer_sse::span_for_range(size as u64, 0, (size as u64).max(1) - 1).cipher_len
+        } else {
+            size as u64
+        };
+        let want = stored <= coffer_store::INLINE_MAX as u64;
+        assert_eq!(
+            record.segments[0].inline, want,
+            "{key}: {size} bytes ({stored} stored)"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn whole_objects_and_odd_ranges_round_trip() {
         let (_dir, coffer) = coffer().await;
-        // Empty, inline (at most one chunk), and streamed over several reads.
+        // Empty; stored in the metadata store (up to INLINE_MAX stored bytes: the SSE-C tag
+        // counts); read on the request's task (at most one chunk); and streamed over several reads.
+        let max = coffer_store::INLINE_MAX;
         let sizes = [
             0usize,
             1,
             4096,
+            max - 16,
+            max - 15,
+            max,
+            max + 1,
             CHUNK_SIZE,
             CHUNK_SIZE + 1,
             9 * CHUNK_SIZE + 777,
@@ -506,6 +527,7 @@ mod tests {
                 let key = format!("k{i}-{ssec}");
                 let body = data(size, i as u8);
                 put(&coffer, &key, &body, ssec).await;
+                assert_placement(&coffer, &key, size, ssec);
                 let (got, err) = get(&coffer, &key, None, ssec).await.unwrap();
                 assert!(err.is_none(), "{key}: {err:?}");
                 assert!(got == body, "{key}: whole object differs");
@@ -588,28 +610,80 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_tampered_object_fails_before_the_response() {
         let (_dir, coffer) = coffer().await;
-        let body = data(4096, 9);
-        put(&coffer, "s", &body, true).await;
-        let path = blob_path(&coffer, "s");
-        let mut raw = std::fs::read(&path).unwrap();
-        raw[100] ^= 1;
-        std::fs::write(&path, &raw).unwrap();
-        match get(&coffer, "s", None, true).await {
-            Err(CoreError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
-            other => panic!(
-                "expected a read error, got {:?}",
-                other.map(|(b, e)| (b.len(), e))
-            ),
+        // Inline (in the metadata store), and a file of less than one chunk.
+        for (key, size) in [("inline", 4096), ("file", 30_000)] {
+            let body = data(size, 9);
+            put(&coffer, key, &body, true).await;
+            let record = coffer.object_record("b", key, None).unwrap();
+            let seg = &record.segments[0];
+            assert_eq!(seg.inline, key == "inline");
+            if seg.inline {
+                let mut raw = coffer
+                    .store()
+                    .meta()
+                    .inline_blob(&seg.blob)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(raw.len(), size + TAG_LEN_U);
+                raw[100] ^= 1;
+                coffer
+                    .store()
+                    .meta()
+                    .tamper_inline_blob_for_tests(&seg.blob, raw)
+                    .unwrap();
+            } else {
+                let path = blob_path(&coffer, key);
+                let mut raw = std::fs::read(&path).unwrap();
+                raw[100] ^= 1;
+                std::fs::write(&path, &raw).unwrap();
+            }
+            match get(&coffer, key, None, true).await {
+                Err(CoreError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::InvalidData),
+                other => panic!(
+                    "{key}: expected a read error, got {:?}",
+                    other.map(|(b, e)| (b.len(), e))
+                ),
+            }
+            // The wrong key is still refused by the key check, before any read.
+            let opts = ReadOptions {
+                customer_key: Some(CustomerKey::from_raw_for_tests([8; 32])),
+                ..Default::default()
+            };
+            assert!(matches!(
+                coffer.read_object("b", key, opts, true),
+                Err(CoreError::SseWrongKey)
+            ));
         }
-        // The wrong key is still refused by the key check, before any read.
-        let opts = ReadOptions {
-            customer_key: Some(CustomerKey::from_raw_for_tests([8; 32])),
-            ..Default::default()
-        };
-        assert!(matches!(
-            coffer.read_object("b", "s", opts, true),
-            Err(CoreError::SseWrongKey)
-        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inline_ssec_data_is_ciphertext_and_goes_with_its_object() {
+        let (_dir, coffer) = coffer().await;
+        let body = b"inline plaintext marker ".repeat(40);
+        put(&coffer, "s", &body, true).await;
+        let record = coffer.object_record("b", "s", None).unwrap();
+        assert!(record.segments[0].inline);
+        let raw = coffer
+            .store()
+            .meta()
+            .inline_blob(&record.segments[0].blob)
+            .unwrap()
+            .unwrap();
+        assert_eq!(raw.len(), body.len() + TAG_LEN_U);
+        assert!(!raw.windows(16).any(|w| body.windows(16).any(|b| b == w)));
+        // Overwritten by a plain object, then deleted: its bytes go each time.
+        put(&coffer, "s", b"plain now", false).await;
+        assert_eq!(
+            coffer
+                .store()
+                .meta()
+                .inline_blob(&record.segments[0].blob)
+                .unwrap(),
+            None
+        );
+        assert_eq!(coffer.store().meta().inline_blob_count().unwrap(), 1);
+        coffer.delete_object("b", "s", None).await.unwrap();
+        assert_eq!(coffer.store().meta().inline_blob_count().unwrap(), 0);
     }
 
     const TAG_LEN_U: usize = coffer_sse::TAG_LEN;

@@ -108,10 +108,12 @@ impl Coffer {
         };
         let (bucket, key) = (bucket.to_owned(), key.to_owned());
         self.blocking(move |s| {
-            Ok(s.meta()
-                .update_object_version(&bucket, &key, version_id.as_deref(), |rec| {
-                    rec.tags.clone_from(&tags)
-                })?)
+            Ok(s.meta().update_object_version(
+                &bucket,
+                &key,
+                version_id.as_deref(),
+                move |rec| rec.tags.clone_from(&tags),
+            )?)
         })
         .await?
         .map(|rec| shown_version(versioned, &rec))

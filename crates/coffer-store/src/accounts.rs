@@ -50,18 +50,16 @@ pub enum AddAccessKeyOutcome {
 impl MetaStore {
     /// Creates the user; false if the name is taken.
     pub fn create_user(&self, name: &str, record: &UserRecord) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write()?;
-        let created = {
+        let (name, value) = (name.to_owned(), encode(record)?);
+        self.write(move |txn| {
             let mut users = txn.open_table(USERS)?;
-            if users.get(name)?.is_some() {
-                false
+            if users.get(name.as_str())?.is_some() {
+                Ok(false)
             } else {
-                users.insert(name, encode(record)?.as_slice())?;
-                true
+                users.insert(name.as_str(), value.as_slice())?;
+                Ok(true)
             }
-        };
-        txn.commit()?;
-        Ok(created)
+        })
     }
 
     pub fn users(&self) -> Result<Vec<(String, UserRecord)>, StoreError> {
@@ -78,10 +76,11 @@ impl MetaStore {
     /// Deletes the user and its access keys, unless it owns a bucket (checked in the same
     /// transaction, so a bucket created meanwhile cannot be orphaned).
     pub fn delete_user(&self, name: &str) -> Result<DeleteUserOutcome, StoreError> {
-        let txn = self.db.begin_write()?;
-        let outcome = {
+        let name = name.to_owned();
+        self.write(move |txn| {
+            let name = name.as_str();
             let mut users = txn.open_table(USERS)?;
-            if users.get(name)?.is_none() {
+            let outcome = if users.get(name)?.is_none() {
                 DeleteUserOutcome::NoSuchUser
             } else {
                 let buckets = txn.open_table(BUCKETS)?;
@@ -111,10 +110,9 @@ impl MetaStore {
                 } else {
                     DeleteUserOutcome::OwnsBuckets(owned)
                 }
-            }
-        };
-        txn.commit()?;
-        Ok(outcome)
+            };
+            Ok(outcome)
+        })
     }
 
     /// Adds an access key to an existing user that has fewer than `max_per_user` keys.
@@ -124,32 +122,30 @@ impl MetaStore {
         record: &AccessKeyRecord,
         max_per_user: usize,
     ) -> Result<AddAccessKeyOutcome, StoreError> {
-        let txn = self.db.begin_write()?;
-        let outcome = {
+        let (access_key, user, value) =
+            (access_key.to_owned(), record.user.clone(), encode(record)?);
+        self.write(move |txn| {
             let users = txn.open_table(USERS)?;
             let mut keys = txn.open_table(ACCESS_KEYS)?;
-            if users.get(record.user.as_str())?.is_none() {
-                AddAccessKeyOutcome::NoSuchUser
-            } else if keys.get(access_key)?.is_some() {
-                AddAccessKeyOutcome::IdTaken
-            } else {
-                let mut held = 0;
-                for item in keys.iter()? {
-                    let (_, v) = item?;
-                    if decode::<AccessKeyRecord>(v.value())?.user == record.user {
-                        held += 1;
-                    }
-                }
-                if held >= max_per_user {
-                    AddAccessKeyOutcome::LimitReached
-                } else {
-                    keys.insert(access_key, encode(record)?.as_slice())?;
-                    AddAccessKeyOutcome::Added
+            if users.get(user.as_str())?.is_none() {
+                return Ok(AddAccessKeyOutcome::NoSuchUser);
+            }
+            if keys.get(access_key.as_str())?.is_some() {
+                return Ok(AddAccessKeyOutcome::IdTaken);
+            }
+            let mut held = 0;
+            for item in keys.iter()? {
+                let (_, v) = item?;
+                if decode::<AccessKeyRecord>(v.value())?.user == user {
+                    held += 1;
                 }
             }
-        };
-        txn.commit()?;
-        Ok(outcome)
+            if held >= max_per_user {
+                return Ok(AddAccessKeyOutcome::LimitReached);
+            }
+            keys.insert(access_key.as_str(), value.as_slice())?;
+            Ok(AddAccessKeyOutcome::Added)
+        })
     }
 
     pub fn access_keys(&self) -> Result<Vec<(String, AccessKeyRecord)>, StoreError> {
@@ -168,16 +164,14 @@ impl MetaStore {
         &self,
         access_key: &str,
     ) -> Result<Option<AccessKeyRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let removed = {
+        let access_key = access_key.to_owned();
+        self.write(move |txn| {
             let mut keys = txn.open_table(ACCESS_KEYS)?;
-            match keys.remove(access_key)? {
-                Some(v) => Some(decode::<AccessKeyRecord>(v.value())?),
-                None => None,
+            match keys.remove(access_key.as_str())? {
+                Some(v) => Ok(Some(decode::<AccessKeyRecord>(v.value())?)),
+                None => Ok(None),
             }
-        };
-        txn.commit()?;
-        Ok(removed)
+        })
     }
 }
 

@@ -1,14 +1,20 @@
-//! The metadata store: buckets and object records in redb. Each mutation is one write
-//! transaction committed with immediate durability (fsync) before the caller acknowledges it.
+//! The metadata store: buckets and object records in redb. Each mutation is an operation on a
+//! write transaction; concurrent operations share one transaction and one fsync (group commit,
+//! `group_commit.rs`), and none is acknowledged before that transaction is durably committed.
 
 #[cfg(test)]
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 
-use crate::records::{BlobRef, DeleteMarkerFlag, SegmentRefs, decode, decode_borrowed, encode};
+use crate::group_commit::{CommitStats, GroupCommit};
+
+use crate::records::{DeleteMarkerFlag, decode, decode_borrowed, encode};
 use crate::{BucketRecord, ObjectRecord, StoreError};
 
 /// Memory redb may use to cache pages of the metadata file (its default is 1 GiB, which a
@@ -30,6 +36,7 @@ pub(crate) const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 
 pub struct MetaStore {
     pub(crate) db: Database,
+    pub(crate) commits: GroupCommit,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +68,13 @@ impl RawObject<'_> {
     pub fn is_delete_marker(&self) -> Result<bool, StoreError> {
         Ok(decode_borrowed::<DeleteMarkerFlag>(self.0)?.delete_marker)
     }
+}
+
+/// Inline references and inline blobs counted in one snapshot (equal unless something is wrong).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlineCensus {
+    pub references: u64,
+    pub stored: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -111,10 +125,31 @@ impl MetaStore {
         txn.open_table(UPLOADS)?;
         txn.open_table(PARTS)?;
         txn.open_table(VERSIONS)?;
+        txn.open_table(crate::inline::INLINE)?;
         txn.open_table(crate::accounts::USERS)?;
         txn.open_table(crate::accounts::ACCESS_KEYS)?;
         txn.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            commits: GroupCommit::default(),
+        })
+    }
+
+    /// Runs `op` in a write transaction, possibly shared with concurrent writers' operations,
+    /// and returns its result once the transaction is durably committed. When `op` fails,
+    /// nothing it wrote is committed. `op` may run more than once (see `group_commit.rs`), so
+    /// it must depend on nothing but the transaction and what it captured.
+    pub(crate) fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.commits.write(&self.db, op)
+    }
+
+    /// How many transactions and operations group commit has committed so far.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.commits.stats()
     }
 
     /// Creates the bucket unless it exists; returns the existing record if it does.
@@ -123,20 +158,18 @@ impl MetaStore {
         name: &str,
         record: &BucketRecord,
     ) -> Result<Option<BucketRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let existing = {
+        let (name, value) = (name.to_owned(), encode(record)?);
+        self.write(move |txn| {
             let mut table = txn.open_table(BUCKETS)?;
-            let existing = match table.get(name)? {
+            let existing = match table.get(name.as_str())? {
                 Some(v) => Some(decode::<BucketRecord>(v.value())?),
                 None => None,
             };
             if existing.is_none() {
-                table.insert(name, encode(record)?.as_slice())?;
+                table.insert(name.as_str(), value.as_slice())?;
             }
-            existing
-        };
-        txn.commit()?;
-        Ok(existing)
+            Ok(existing)
+        })
     }
 
     pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, StoreError> {
@@ -160,10 +193,11 @@ impl MetaStore {
     }
 
     pub fn delete_bucket(&self, name: &str) -> Result<DeleteBucketOutcome, StoreError> {
-        let txn = self.db.begin_write()?;
-        let outcome = {
+        let name = name.to_owned();
+        self.write(move |txn| {
+            let name = name.as_str();
             let mut buckets = txn.open_table(BUCKETS)?;
-            if buckets.get(name)?.is_none() {
+            let outcome = if buckets.get(name)?.is_none() {
                 DeleteBucketOutcome::NoSuchBucket
             } else {
                 let objects = txn.open_table(OBJECTS)?;
@@ -196,7 +230,7 @@ impl MetaStore {
                     for (k, upload_id) in doomed {
                         uploads.remove(k.as_slice())?;
                         orphaned_blobs.extend(
-                            crate::uploads::remove_parts(&txn, &upload_id)?
+                            crate::uploads::remove_parts(txn, &upload_id)?
                                 .into_iter()
                                 .map(|p| p.blob),
                         );
@@ -204,30 +238,28 @@ impl MetaStore {
                     buckets.remove(name)?;
                     DeleteBucketOutcome::Deleted { orphaned_blobs }
                 }
-            }
-        };
-        txn.commit()?;
-        Ok(outcome)
+            };
+            Ok(outcome)
+        })
     }
 
     /// Changes a bucket's record in one transaction (policy, ACL).
     pub fn update_bucket(
         &self,
         bucket: &str,
-        change: impl FnOnce(&mut BucketRecord),
+        change: impl Fn(&mut BucketRecord) + Send + 'static,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
+        let bucket = bucket.to_owned();
+        self.write(move |txn| {
             let mut buckets = txn.open_table(BUCKETS)?;
-            let mut rec: BucketRecord = match buckets.get(bucket)? {
+            let mut rec: BucketRecord = match buckets.get(bucket.as_str())? {
                 Some(v) => decode(v.value())?,
                 None => return Err(StoreError::NoSuchBucket),
             };
             change(&mut rec);
-            buckets.insert(bucket, encode(&rec)?.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+            buckets.insert(bucket.as_str(), encode(&rec)?.as_slice())?;
+            Ok(())
+        })
     }
 
     pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>, StoreError> {
@@ -249,23 +281,24 @@ impl MetaStore {
         expected_version: &str,
         record: &ObjectRecord,
     ) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write()?;
-        let swapped = {
+        let (k, expected, value) = (
+            object_key(bucket, key),
+            expected_version.to_owned(),
+            encode(record)?,
+        );
+        self.write(move |txn| {
             let mut objects = txn.open_table(OBJECTS)?;
-            let k = object_key(bucket, key);
             let current = match objects.get(k.as_slice())? {
                 Some(v) => Some(decode::<ObjectRecord>(v.value())?),
                 None => None,
             };
-            if current.is_some_and(|c| c.version_id == expected_version) {
-                objects.insert(k.as_slice(), encode(record)?.as_slice())?;
-                true
+            if current.is_some_and(|c| c.version_id == expected) {
+                objects.insert(k.as_slice(), value.as_slice())?;
+                Ok(true)
             } else {
-                false
+                Ok(false)
             }
-        };
-        txn.commit()?;
-        Ok(swapped)
+        })
     }
 
     /// Up to `limit` objects of `bucket` whose keys start with `prefix`, in key order, beginning
@@ -379,25 +412,24 @@ impl MetaStore {
 
     /// Calls `f` with every blob id a committed record references, from one snapshot. Only the
     /// blob fields are decoded, borrowed: nothing is allocated per record but its segment list.
-    pub fn for_each_referenced_blob(&self, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
+    /// Also counts, in that snapshot, the inline references (each version once) and the inline
+    /// blobs, which should be equal (see `inline.rs`).
+    pub fn for_each_referenced_blob(
+        &self,
+        mut f: impl FnMut(&str),
+    ) -> Result<InlineCensus, StoreError> {
         let txn = self.db.begin_read()?;
-        for table in [OBJECTS, VERSIONS] {
-            for item in txn.open_table(table)?.iter()? {
-                let (_, v) = item?;
-                let value = v.value();
-                let refs: SegmentRefs<'_> = decode_borrowed(value)?;
-                for seg in refs.segments {
-                    f(seg.blob);
-                }
+        let mut census = InlineCensus {
+            references: 0,
+            stored: txn.open_table(crate::inline::INLINE)?.len()?,
+        };
+        crate::inline::visit_references(&txn, |blob, inline, owner| {
+            f(blob);
+            if inline && owner {
+                census.references += 1;
             }
-        }
-        for item in txn.open_table(PARTS)?.iter()? {
-            let (_, v) = item?;
-            let value = v.value();
-            let part: BlobRef<'_> = decode_borrowed(value)?;
-            f(part.blob);
-        }
-        Ok(())
+        })?;
+        Ok(census)
     }
 
     /// Every blob id a committed record references (tests; the GC uses the scan above).
@@ -437,6 +469,7 @@ mod tests {
                 stream_salt: None,
                 etag: String::new(),
                 checksum: None,
+                inline: false,
             }],
             encryption: None,
             delete_marker: false,
@@ -465,7 +498,8 @@ mod tests {
             Err(StoreError::NoSuchBucket)
         ));
         meta.create_bucket("b", &rec).unwrap();
-        meta.put_object("b", "k/1", object("old"), None).unwrap();
+        meta.put_object("b", "k/1", object("old"), None, None)
+            .unwrap();
         let dropped = meta
             .put_objects(
                 "b",
@@ -516,7 +550,8 @@ mod tests {
                 .chain([("c/3".to_owned(), marker)]),
         )
         .unwrap();
-        meta.put_object("b2", "a/0", object("other"), None).unwrap();
+        meta.put_object("b2", "a/0", object("other"), None, None)
+            .unwrap();
         // Jump past every group ending in '/', stop at "d".
         let mut seen = Vec::new();
         meta.visit_objects("b", "", b"", true, |key, raw| {
@@ -579,15 +614,16 @@ mod tests {
         assert!(meta.create_bucket("b", &rec).unwrap().is_none());
         assert!(meta.create_bucket("b", &rec).unwrap().is_some());
         assert!(matches!(
-            meta.put_object("nope", "k", object("x"), None),
+            meta.put_object("nope", "k", object("x"), None, None),
             Err(StoreError::NoSuchBucket)
         ));
         for k in ["a", "a/1", "a/2", "b", "c/x"] {
-            meta.put_object("b", k, object(k), None).unwrap();
+            meta.put_object("b", k, object(k), None, None).unwrap();
         }
         // a bucket whose name is a prefix of another must not leak into its scans
         meta.create_bucket("bb", &rec).unwrap();
-        meta.put_object("bb", "zzz", object("zzz"), None).unwrap();
+        meta.put_object("bb", "zzz", object("zzz"), None, None)
+            .unwrap();
         let keys = |v: Vec<ObjectEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
         assert_eq!(
             keys(meta.scan_objects("b", "", b"", true, 100).unwrap()),

@@ -36,11 +36,13 @@ pub(crate) fn decode_borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result
     }
 }
 
-/// The blob a segment or part record names, and nothing else of it.
+/// The blob a segment or part record names, and where it lives, and nothing else of it.
 #[derive(Deserialize)]
 pub(crate) struct BlobRef<'a> {
     #[serde(borrow)]
     pub(crate) blob: &'a str,
+    #[serde(default)]
+    pub(crate) inline: bool,
 }
 
 /// The blobs an object record names, and nothing else of it.
@@ -173,6 +175,15 @@ pub struct Segment {
     /// GetObjectAttributes. Absent for single-PUT objects (their checksum is the record's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<(String, String)>,
+    /// The blob's bytes are in the metadata store (`inline_blobs`), not in a file. Written
+    /// only when true, so records of file-backed objects encode as they always did.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inline: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// How an SSE-C object's data key is sealed. The store keeps it opaque.
@@ -217,6 +228,32 @@ mod tests {
             Err(StoreError::UnknownFormat(9))
         ));
         assert!(decode::<BucketRecord>(&[]).is_err());
+    }
+
+    #[test]
+    fn segments_say_inline_only_when_they_are() {
+        let file = Segment {
+            blob: "0123456789abcdef0123456789abcdef".into(),
+            part_number: 1,
+            size: 5,
+            stream_salt: None,
+            etag: String::new(),
+            checksum: None,
+            inline: false,
+        };
+        // A file-backed segment encodes as before inline blobs existed, so records written
+        // by this binary for files read the same in an older one.
+        let bytes = encode(&file).unwrap();
+        assert!(!bytes.windows(6).any(|w| w == b"inline"));
+        assert_eq!(decode::<Segment>(&bytes).unwrap(), file);
+        let inline = Segment {
+            inline: true,
+            ..file
+        };
+        let bytes = encode(&inline).unwrap();
+        assert_eq!(decode::<Segment>(&bytes).unwrap(), inline);
+        let refs: BlobRef<'_> = decode_borrowed(&bytes).unwrap();
+        assert!(refs.inline);
     }
 
     #[test]

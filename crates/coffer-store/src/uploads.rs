@@ -35,17 +35,19 @@ pub struct CompletedUpload {
 
 impl MetaStore {
     pub fn create_upload(&self, bucket: &str, record: &UploadRecord) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+        let (bucket, k, value) = (
+            bucket.to_owned(),
+            upload_key(bucket, &record.key, &record.upload_id),
+            encode(record)?,
+        );
+        self.write(move |txn| {
+            if txn.open_table(BUCKETS)?.get(bucket.as_str())?.is_none() {
                 return Err(StoreError::NoSuchBucket);
             }
             let mut uploads = txn.open_table(UPLOADS)?;
-            let k = upload_key(bucket, &record.key, &record.upload_id);
-            uploads.insert(k.as_slice(), encode(record)?.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+            uploads.insert(k.as_slice(), value.as_slice())?;
+            Ok(())
+        })
     }
 
     pub fn upload(
@@ -70,27 +72,22 @@ impl MetaStore {
         upload_id: &str,
         part: &PartRecord,
     ) -> Result<Option<PartRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let replaced = {
-            if txn
-                .open_table(UPLOADS)?
-                .get(upload_key(bucket, key, upload_id).as_slice())?
-                .is_none()
-            {
+        let (ukey, pkey, value) = (
+            upload_key(bucket, key, upload_id),
+            part_key(upload_id, part.part_number),
+            encode(part)?,
+        );
+        self.write(move |txn| {
+            if txn.open_table(UPLOADS)?.get(ukey.as_slice())?.is_none() {
                 return Err(StoreError::NoSuchUpload);
             }
             let mut parts = txn.open_table(PARTS)?;
-            let old = parts.insert(
-                part_key(upload_id, part.part_number).as_slice(),
-                encode(part)?.as_slice(),
-            )?;
+            let old = parts.insert(pkey.as_slice(), value.as_slice())?;
             match old {
-                Some(v) => Some(decode::<PartRecord>(v.value())?),
-                None => None,
+                Some(v) => Ok(Some(decode::<PartRecord>(v.value())?)),
+                None => Ok(None),
             }
-        };
-        txn.commit()?;
-        Ok(replaced)
+        })
     }
 
     /// Parts of an upload with numbers above `after`, at most `limit`, in order.
@@ -125,22 +122,17 @@ impl MetaStore {
         key: &str,
         upload_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let blobs = {
+        let (ukey, upload_id) = (upload_key(bucket, key, upload_id), upload_id.to_owned());
+        self.write(move |txn| {
             let mut uploads = txn.open_table(UPLOADS)?;
-            if uploads
-                .remove(upload_key(bucket, key, upload_id).as_slice())?
-                .is_none()
-            {
+            if uploads.remove(ukey.as_slice())?.is_none() {
                 return Err(StoreError::NoSuchUpload);
             }
-            remove_parts(&txn, upload_id)?
+            Ok(remove_parts(txn, &upload_id)?
                 .into_iter()
                 .map(|p| p.blob)
-                .collect()
-        };
-        txn.commit()?;
-        Ok(blobs)
+                .collect())
+        })
     }
 
     /// Atomically replaces the upload and its parts by `object`. `used_parts` are the part
@@ -152,34 +144,39 @@ impl MetaStore {
         upload_id: &str,
         object: &ObjectRecord,
         used_parts: &[u32],
-        condition: Option<&crate::WriteCondition>,
+        condition: Option<crate::SharedWriteCondition>,
     ) -> Result<CompletedUpload, StoreError> {
-        let txn = self.db.begin_write()?;
-        let outcome = {
-            if txn.open_table(BUCKETS)?.get(bucket)?.is_none() {
+        let (bucket, key, upload_id) = (bucket.to_owned(), key.to_owned(), upload_id.to_owned());
+        let (object, used_parts) = (object.clone(), used_parts.to_vec());
+        self.write(move |txn| {
+            if txn.open_table(BUCKETS)?.get(bucket.as_str())?.is_none() {
                 return Err(StoreError::NoSuchBucket);
             }
             let mut uploads = txn.open_table(UPLOADS)?;
             if uploads
-                .remove(upload_key(bucket, key, upload_id).as_slice())?
+                .remove(upload_key(&bucket, &key, &upload_id).as_slice())?
                 .is_none()
             {
                 return Err(StoreError::NoSuchUpload);
             }
-            let unused_blobs = remove_parts(&txn, upload_id)?
+            let unused_blobs = remove_parts(txn, &upload_id)?
                 .into_iter()
                 .filter(|p| !used_parts.contains(&p.part_number))
                 .map(|p| p.blob)
                 .collect();
-            let write =
-                crate::versions::write_current(&txn, bucket, key, object.clone(), condition)?;
-            CompletedUpload {
+            let write = crate::versions::write_current(
+                txn,
+                &bucket,
+                &key,
+                object.clone(),
+                None,
+                condition.as_deref(),
+            )?;
+            Ok(CompletedUpload {
                 write,
                 unused_blobs,
-            }
-        };
-        txn.commit()?;
-        Ok(outcome)
+            })
+        })
     }
 
     /// Uploads of `bucket` whose keys start with `prefix`, after (`key`, `upload_id`) markers.

@@ -8,12 +8,13 @@
 //! and the current one also in `objects`, so plain listings never look at history.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use crate::meta::{BUCKETS, OBJECTS, VERSIONS, object_key};
 use crate::records::{decode, encode};
-use crate::{BucketRecord, MetaStore, ObjectRecord, StoreError};
+use crate::{BucketRecord, InlineBlob, MetaStore, ObjectRecord, StoreError, inline};
 
 pub const VERSIONING_ENABLED: &str = "Enabled";
 pub const VERSIONING_SUSPENDED: &str = "Suspended";
@@ -51,6 +52,9 @@ pub enum ConditionFailure {
 /// transaction, for `If-Match` / `If-None-Match` on writes.
 pub type WriteCondition =
     dyn Fn(Option<&ObjectRecord>) -> Result<(), ConditionFailure> + Send + Sync;
+
+/// A write condition as the store's write methods take it (shared: a write may be replayed).
+pub type SharedWriteCondition = Arc<WriteCondition>;
 
 /// What a write or delete left behind.
 #[derive(Debug, Default)]
@@ -138,14 +142,18 @@ fn find_null_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(None)
 }
 
-/// Makes `record` the current version of `bucket/key` under the bucket's versioning state.
+/// Makes `record` the current version of `bucket/key` under the bucket's versioning state,
+/// with `data` (the inline bytes its segment names, if it has them). The inline bytes of the
+/// versions this drops go in the same transaction.
 pub(crate) fn write_current(
     txn: &WriteTransaction,
     bucket: &str,
     key: &str,
     mut record: ObjectRecord,
+    data: Option<&InlineBlob>,
     condition: Option<&WriteCondition>,
 ) -> Result<WriteOutcome, StoreError> {
+    inline::check_owner(&record, data)?;
     let state = bucket_record(txn, bucket)?.versioning;
     let okey = object_key(bucket, key);
     let mut objects = txn.open_table(OBJECTS)?;
@@ -184,23 +192,37 @@ pub(crate) fn write_current(
             objects.insert(okey.as_slice(), encode(&record)?.as_slice())?;
         }
     }
+    drop(objects);
+    if let Some(blob) = data {
+        inline::insert(txn, blob)?;
+    }
+    inline::free_dropped(txn, &outcome.dropped, Some(&record))?;
     outcome.written = Some(record);
     Ok(outcome)
 }
 
 impl MetaStore {
-    /// Commits `record` as the current version of `bucket/key`.
+    /// Commits `record` as the current version of `bucket/key`, and with it `data`, the inline
+    /// bytes its segment names (when the blob is inline rather than a file), in one transaction.
     pub fn put_object(
         &self,
         bucket: &str,
         key: &str,
         record: ObjectRecord,
-        condition: Option<&WriteCondition>,
+        data: Option<InlineBlob>,
+        condition: Option<SharedWriteCondition>,
     ) -> Result<WriteOutcome, StoreError> {
-        let txn = self.db.begin_write()?;
-        let outcome = write_current(&txn, bucket, key, record, condition)?;
-        txn.commit()?;
-        Ok(outcome)
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.write(move |txn| {
+            write_current(
+                txn,
+                &bucket,
+                &key,
+                record.clone(),
+                data.as_ref(),
+                condition.as_deref(),
+            )
+        })
     }
 
     /// Commits many records at once, each exactly as [`put_object`](Self::put_object) would
@@ -212,13 +234,16 @@ impl MetaStore {
         bucket: &str,
         objects: impl IntoIterator<Item = (String, ObjectRecord)>,
     ) -> Result<Vec<ObjectRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let mut dropped = Vec::new();
-        for (key, record) in objects {
-            dropped.extend(write_current(&txn, bucket, &key, record, None)?.dropped);
-        }
-        txn.commit()?;
-        Ok(dropped)
+        let bucket = bucket.to_owned();
+        let objects: Vec<(String, ObjectRecord)> = objects.into_iter().collect();
+        self.write(move |txn| {
+            let mut dropped = Vec::new();
+            for (key, record) in &objects {
+                dropped
+                    .extend(write_current(txn, &bucket, key, record.clone(), None, None)?.dropped);
+            }
+            Ok(dropped)
+        })
     }
 
     /// DELETE without a version id: removes the object in an unversioned bucket, or adds
@@ -229,22 +254,23 @@ impl MetaStore {
         key: &str,
         marker: Option<ObjectRecord>,
     ) -> Result<WriteOutcome, StoreError> {
-        let txn = self.db.begin_write()?;
-        let state = bucket_record(&txn, bucket)?.versioning;
-        let outcome = match (state, marker) {
-            (Some(_), Some(marker)) => write_current(&txn, bucket, key, marker, None)?,
-            _ => {
-                let mut objects = txn.open_table(OBJECTS)?;
-                let old = objects.remove(object_key(bucket, key).as_slice())?;
-                let mut outcome = WriteOutcome::default();
-                if let Some(v) = old {
-                    outcome.dropped.push(decode(v.value())?);
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        self.write(move |txn| {
+            let state = bucket_record(txn, &bucket)?.versioning;
+            match (state, marker.clone()) {
+                (Some(_), Some(marker)) => write_current(txn, &bucket, &key, marker, None, None),
+                _ => {
+                    let mut objects = txn.open_table(OBJECTS)?;
+                    let old = objects.remove(object_key(&bucket, &key).as_slice())?;
+                    let mut outcome = WriteOutcome::default();
+                    if let Some(v) = old {
+                        outcome.dropped.push(decode(v.value())?);
+                    }
+                    inline::free_dropped(txn, &outcome.dropped, None)?;
+                    Ok(outcome)
                 }
-                outcome
             }
-        };
-        txn.commit()?;
-        Ok(outcome)
+        })
     }
 
     /// DELETE with a version id: removes that version for good. When it was the current
@@ -255,12 +281,13 @@ impl MetaStore {
         key: &str,
         version_id: &str,
     ) -> Result<Option<ObjectRecord>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let state = bucket_record(&txn, bucket)?.versioning;
-        let okey = object_key(bucket, key);
-        let removed = {
+        let (bucket, key, version_id) = (bucket.to_owned(), key.to_owned(), version_id.to_owned());
+        self.write(move |txn| {
+            let (bucket, key, version_id) = (bucket.as_str(), key.as_str(), version_id.as_str());
+            let state = bucket_record(txn, bucket)?.versioning;
+            let okey = object_key(bucket, key);
             let mut objects = txn.open_table(OBJECTS)?;
-            if state.is_none() {
+            let removed = if state.is_none() {
                 // Unversioned: only the null version exists.
                 let current = match objects.get(okey.as_slice())? {
                     Some(v) => Some(decode::<ObjectRecord>(v.value())?),
@@ -275,9 +302,9 @@ impl MetaStore {
                 }
             } else {
                 let target = if version_id == "null" {
-                    find_null_version(&txn, bucket, key)?
+                    find_null_version(txn, bucket, key)?
                 } else {
-                    read_version(&txn, bucket, key, version_id)?
+                    read_version(txn, bucket, key, version_id)?
                 };
                 match target {
                     None => None,
@@ -313,10 +340,11 @@ impl MetaStore {
                         Some(t)
                     }
                 }
-            }
-        };
-        txn.commit()?;
-        Ok(removed)
+            };
+            drop(objects);
+            inline::free_dropped(txn, removed.as_slice(), None)?;
+            Ok(removed)
+        })
     }
 
     /// One version of a key (`"null"` names the null version).
@@ -368,9 +396,10 @@ impl MetaStore {
     /// Turns versioning on ("Enabled") or pauses it ("Suspended"). The first time, every
     /// existing object becomes the null version in the version history.
     pub fn set_versioning(&self, bucket: &str, state: &str) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        {
-            let mut rec = bucket_record(&txn, bucket)?;
+        let (bucket, state) = (bucket.to_owned(), state.to_owned());
+        self.write(move |txn| {
+            let bucket = bucket.as_str();
+            let mut rec = bucket_record(txn, bucket)?;
             if rec.versioning.is_none() {
                 let objects = txn.open_table(OBJECTS)?;
                 let mut versions = txn.open_table(VERSIONS)?;
@@ -406,12 +435,11 @@ impl MetaStore {
                     objects.insert(k.as_slice(), v.as_slice())?;
                 }
             }
-            rec.versioning = Some(state.to_owned());
+            rec.versioning = Some(state.clone());
             let mut buckets = txn.open_table(BUCKETS)?;
             buckets.insert(bucket, encode(&rec)?.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Versions of `bucket` under `prefix` in listing order (key ascending, newest first),
@@ -479,7 +507,7 @@ impl MetaStore {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        change: impl Fn(&mut ObjectRecord),
+        change: impl Fn(&mut ObjectRecord) + Send + 'static,
     ) -> Result<Option<ObjectRecord>, StoreError> {
         let Some(target) = (match version_id {
             Some(v) => self.object_version(bucket, key, v)?,
@@ -492,22 +520,24 @@ impl MetaStore {
         }
         let mut updated = target.clone();
         change(&mut updated);
-        let txn = self.db.begin_write()?;
-        {
-            let okey = object_key(bucket, key);
+        let (okey, vkey) = (
+            object_key(bucket, key),
+            version_key(bucket, key, &target.version_id),
+        );
+        let target_version = target.version_id;
+        self.write(move |txn| {
             let mut objects = txn.open_table(OBJECTS)?;
             let current = match objects.get(okey.as_slice())? {
                 Some(v) => Some(decode::<ObjectRecord>(v.value())?),
                 None => None,
             };
             if let Some(mut c) = current
-                && c.version_id == target.version_id
+                && c.version_id == target_version
             {
                 change(&mut c);
                 objects.insert(okey.as_slice(), encode(&c)?.as_slice())?;
             }
             let mut versions = txn.open_table(VERSIONS)?;
-            let vkey = version_key(bucket, key, &target.version_id);
             let stored = match versions.get(vkey.as_slice())? {
                 Some(v) => Some(decode::<ObjectRecord>(v.value())?),
                 None => None,
@@ -516,8 +546,8 @@ impl MetaStore {
                 change(&mut v);
                 versions.insert(vkey.as_slice(), encode(&v)?.as_slice())?;
             }
-        }
-        txn.commit()?;
+            Ok(())
+        })?;
         Ok(Some(updated))
     }
 

@@ -132,6 +132,7 @@ fn empty_object(content_type: &str, ms: i64) -> Result<ObjectRecord, String> {
             stream_salt: None,
             etag: EMPTY_MD5.to_owned(),
             checksum: None,
+            inline: false,
         }],
         encryption: None,
         delete_marker: false,
@@ -208,7 +209,8 @@ fn populate(a: &PopulateArgs) -> Result<(), String> {
     }
     // Records this run replaced may have had data: remove their blobs, as a PUT would.
     for old in &replaced {
-        for seg in &old.segments {
+        // (Inline bytes went with the transaction that replaced the record.)
+        for seg in old.segments.iter().filter(|s| !s.inline) {
             if let Some(id) = coffer_store::BlobId::parse(&seg.blob)
                 && let Err(e) = store.blobs().remove_blocking(&id)
             {
