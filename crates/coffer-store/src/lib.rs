@@ -47,10 +47,10 @@ use std::time::{Duration, SystemTime};
 /// GC's memory stays bounded whatever the number of objects.
 const GC_IDS_PER_PASS: u64 = 1 << 19;
 
-/// The whole store: metadata plus blobs, rooted at one data directory.
-/// How far before the open the start-up pass's cutoff lies (see [`Store::open`]).
-const MTIME_MARGIN: Duration = Duration::from_secs(2);
+/// A file made anew at every open: its modification time is the start-up pass's cutoff.
+const OPEN_STAMP: &str = "opened.stamp";
 
+/// The whole store: metadata plus blobs, rooted at one data directory.
 pub struct Store {
     root: PathBuf,
     meta: MetaStore,
@@ -67,12 +67,17 @@ impl Store {
         std::fs::create_dir_all(root)?;
         let blobs = BlobStore::open(root)?;
         let meta = MetaStore::open(&root.join("meta.redb"))?;
-        // File times come from the kernel's coarse clock, a tick or so behind `now()`: a blob
-        // written just after the open may carry an earlier time. The margin keeps such a blob
-        // out of the start-up pass; a leftover younger than it waits for the periodic GC.
-        let opened_at = SystemTime::now()
-            .checked_sub(MTIME_MARGIN)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        // The cutoff is read off a file made now, not off `now()`: file times come from the
+        // kernel's coarse clock, a tick or so behind `now()`, so a blob written just after the
+        // open could carry an earlier time than `now()` said. Against the stamp, a blob written
+        // since the open is never older, and a crash leftover (written before this process
+        // started) always is.
+        let stamp = root.join(OPEN_STAMP);
+        match std::fs::remove_file(&stamp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let opened_at = std::fs::File::create(&stamp)?.metadata()?.modified()?;
         let removed_tmp = blobs.clear_tmp()?;
         if removed_tmp > 0 {
             tracing::info!(
